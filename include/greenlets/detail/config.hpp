@@ -1,0 +1,31 @@
+// Compiler helpers used across the library.
+#ifndef GREENLETS_DETAIL_CONFIG_HPP
+#define GREENLETS_DETAIL_CONFIG_HPP
+
+#include <cstdio>
+#include <cstdlib>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GREENLETS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GREENLETS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GREENLETS_NOINLINE __attribute__((noinline))
+#define GREENLETS_COLD __attribute__((cold))
+#else
+#define GREENLETS_LIKELY(x) (x)
+#define GREENLETS_UNLIKELY(x) (x)
+#define GREENLETS_NOINLINE
+#define GREENLETS_COLD
+#endif
+
+// Internal invariants only: never for anything a user can trigger.
+#ifdef NDEBUG
+#define GREENLETS_ASSERT(cond, msg) ((void)0)
+#else
+#define GREENLETS_ASSERT(cond, msg)                                                         \
+  ((cond) ? (void)0                                                                         \
+          : (std::fprintf(stderr, "%s:%d: greenlets: internal error: %s (%s)\n", __FILE__, \
+                          __LINE__, msg, #cond),                                            \
+             std::abort()))
+#endif
+
+#endif  // GREENLETS_DETAIL_CONFIG_HPP

@@ -1,0 +1,394 @@
+// `value`: what a switch delivers — nothing, one value, or several.
+//
+//   greenlets::value v = g.switch_to(1, "two");     // several: a std::tuple<int, const char*>
+//   auto [n, s] = std::move(v).get<int, std::string>();
+//   greenlets::value w = g.switch_to(42);            // one
+//   int x = std::move(w).get<int>();
+#ifndef GREENLETS_VALUE_HPP
+#define GREENLETS_VALUE_HPP
+
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include "greenlets/detail/type_name.hpp"
+#include "greenlets/error.hpp"
+
+namespace greenlets {
+
+class value;
+
+namespace detail {
+
+template <class T>
+struct is_tuple : std::false_type {};
+template <class... Ts>
+struct is_tuple<std::tuple<Ts...>> : std::true_type {};
+
+// What a `value` needs to know about the type it holds. One static instance per type.
+struct value_vtable {
+  const std::type_info* type;
+  std::size_t arity;             // 1 for one value, N for a std::tuple of N
+  bool tuple;                    // several values, held as a std::tuple
+  bool on_heap;                  // the buffer holds a pointer to the payload
+  bool relocate_by_memcpy;       // moving the buffer bytes moves the payload
+  bool trivial_destroy;          // nothing to do to destroy it
+  void (*relocate)(void* dst, void* src) noexcept;  // move-construct dst, destroy src
+  void (*destroy)(void* storage) noexcept;
+  const std::type_info& (*element_type)(std::size_t i) noexcept;
+  void* (*element)(void* payload, std::size_t i) noexcept;
+};
+
+inline constexpr std::size_t value_buffer_size = 32;
+
+template <class T>
+inline constexpr bool value_inline =
+    sizeof(T) <= value_buffer_size && alignof(T) <= alignof(std::max_align_t) &&
+    std::is_nothrow_move_constructible_v<T>;
+
+template <class T>
+struct value_ops {
+  static constexpr bool inline_ = value_inline<T>;
+
+  static T* payload(void* storage) noexcept {
+    if constexpr (inline_) {
+      return std::launder(static_cast<T*>(storage));
+    } else {
+      return *static_cast<T**>(storage);
+    }
+  }
+  static void relocate(void* dst, void* src) noexcept {
+    if constexpr (inline_) {
+      T* from = payload(src);
+      ::new (dst) T(std::move(*from));
+      from->~T();
+    } else {
+      std::memcpy(dst, src, sizeof(T*));
+    }
+  }
+  static void destroy(void* storage) noexcept {
+    if constexpr (inline_) {
+      payload(storage)->~T();
+    } else {
+      delete payload(storage);
+    }
+  }
+  template <std::size_t... I>
+  static const std::type_info& element_type_impl(std::size_t i, std::index_sequence<I...>) noexcept {
+    static const std::type_info* const types[] = {&typeid(std::tuple_element_t<I, T>)...};
+    return *types[i];
+  }
+  static const std::type_info& element_type(std::size_t i) noexcept {
+    if constexpr (is_tuple<T>::value) {
+      if constexpr (std::tuple_size_v<T> == 0) {
+        return typeid(void);
+      } else {
+        return element_type_impl(i, std::make_index_sequence<std::tuple_size_v<T>>{});
+      }
+    } else {
+      return typeid(T);
+    }
+  }
+  template <std::size_t... I>
+  static void* element_impl(T* p, std::size_t i, std::index_sequence<I...>) noexcept {
+    void* const elements[] = {static_cast<void*>(&std::get<I>(*p))...};
+    return elements[i];
+  }
+  static void* element(void* payload_ptr, std::size_t i) noexcept {
+    T* p = static_cast<T*>(payload_ptr);
+    if constexpr (is_tuple<T>::value) {
+      if constexpr (std::tuple_size_v<T> == 0) {
+        return nullptr;
+      } else {
+        return element_impl(p, i, std::make_index_sequence<std::tuple_size_v<T>>{});
+      }
+    } else {
+      return p;
+    }
+  }
+
+  static constexpr value_vtable vtable{
+      &typeid(T),
+      [] {
+        if constexpr (is_tuple<T>::value) {
+          return std::tuple_size_v<T>;
+        } else {
+          return std::size_t{1};
+        }
+      }(),
+      is_tuple<T>::value,
+      !inline_,
+      !inline_ || std::is_trivially_copyable_v<T>,
+      inline_ && std::is_trivially_destructible_v<T>,
+      &relocate,
+      &destroy,
+      &element_type,
+      &element,
+  };
+};
+
+// Reading one element of type `from` (stored at `p`) as a `T`: the exact type, or a
+// C string read as std::string / std::string_view (string literals travel as const char*).
+template <class T>
+bool element_convertible(const std::type_info& from) noexcept {
+  if (from == typeid(T)) return true;
+  if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
+    return from == typeid(const char*) || from == typeid(char*);
+  }
+  return false;
+}
+
+template <class T, bool Move>
+T element_convert(const std::type_info& from, void* p) {
+  if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
+    if (from != typeid(T)) {
+      const char* s = *static_cast<const char* const*>(p);
+      return s ? T(s) : T();
+    }
+  }
+  (void)from;
+  if constexpr (Move) {
+    return std::move(*static_cast<T*>(p));
+  } else {
+    return *static_cast<const T*>(p);
+  }
+}
+
+}  // namespace detail
+
+/// The payload of a switch: nothing, one value, or several (held as a `std::tuple`).
+///
+/// Default-constructible (empty), movable, not copyable; it may hold move-only types.
+/// Payloads of up to 32 bytes that move without throwing (an `int`, a pointer, a
+/// `std::string`) are stored inline, with no heap allocation.
+/// Python: the object `g.switch()` returns — `()`, one object, or a tuple.
+class value {
+ public:
+  /// An empty value: `has_value()` is false and `type()` is `typeid(void)`.
+  value() noexcept = default;
+
+  /// A value holding `x` (decayed: a string literal is held as `const char*`).
+  template <class T, class = std::enable_if_t<!std::is_same_v<std::decay_t<T>, value>>>
+  explicit value(T&& x) {
+    emplace<std::decay_t<T>>(std::forward<T>(x));
+  }
+
+  /// A value holding what `switch_to(args...)` would send: nothing, one value, or a tuple.
+  ///
+  /// A single `value` argument is passed through rather than nested.
+  template <class... Args>
+  static value of(Args&&... args) {
+    value v;
+    v.assign(std::forward<Args>(args)...);
+    return v;
+  }
+
+  /// Takes `other`'s payload; `other` is left empty.
+  value(value&& other) noexcept { take(other); }
+
+  /// Destroys the payload, then takes `other`'s; `other` is left empty.
+  value& operator=(value&& other) noexcept {
+    if (this != &other) {
+      reset();
+      take(other);
+    }
+    return *this;
+  }
+
+  value(const value&) = delete;
+  value& operator=(const value&) = delete;
+
+  /// Destroys the payload.
+  ~value() { reset(); }
+
+  /// Makes the value empty, destroying its payload.
+  void reset() noexcept {
+    if (vt_ != nullptr) {
+      if (!vt_->trivial_destroy) vt_->destroy(buf_);
+      vt_ = nullptr;
+    }
+  }
+
+  /// Replaces the payload with a `T` built from `args`; returns it.
+  template <class T, class... Args>
+  T& emplace(Args&&... args) {
+    static_assert(!std::is_reference_v<T> && !std::is_array_v<T>, "value holds decayed types");
+    reset();
+    if constexpr (detail::value_inline<T>) {
+      T* p = ::new (static_cast<void*>(buf_)) T(std::forward<Args>(args)...);
+      vt_ = &detail::value_ops<T>::vtable;
+      return *p;
+    } else {
+      T* p = new T(std::forward<Args>(args)...);
+      std::memcpy(buf_, &p, sizeof p);
+      vt_ = &detail::value_ops<T>::vtable;
+      return *p;
+    }
+  }
+
+  /// Replaces the payload with what `switch_to(args...)` sends (see `of`).
+  template <class... Args>
+  void assign(Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) {
+      reset();
+    } else if constexpr (sizeof...(Args) == 1 &&
+                         (std::is_same_v<std::decay_t<Args>, value> && ...)) {
+      *this = value(std::move(args)...);
+    } else if constexpr (sizeof...(Args) == 1) {
+      (emplace<std::decay_t<Args>>(std::forward<Args>(args)), ...);
+    } else {
+      emplace<std::tuple<std::decay_t<Args>...>>(std::forward<Args>(args)...);
+    }
+  }
+
+  /// True unless the value is empty.
+  bool has_value() const noexcept { return vt_ != nullptr; }
+
+  /// True unless the value is empty.
+  explicit operator bool() const noexcept { return has_value(); }
+
+  /// The held type: a `std::tuple<...>` for several values, `typeid(void)` when empty.
+  const std::type_info& type() const noexcept { return vt_ ? *vt_->type : typeid(void); }
+
+  /// How many values it carries: 0 when empty, 1, or the size of the held tuple.
+  std::size_t size() const noexcept { return vt_ ? vt_->arity : 0; }
+
+  /// True if `get<T...>()` would succeed.
+  template <class T, class... Ts>
+  bool holds() const noexcept {
+    if constexpr (sizeof...(Ts) > 0) {
+      return holds<std::tuple<T, Ts...>>();
+    } else {
+      if (vt_ == nullptr) return false;
+      if (vt_ == &detail::value_ops<T>::vtable || *vt_->type == typeid(T)) return true;
+      return convertible<T>();
+    }
+  }
+
+  /// A pointer to the payload if it is exactly a `T`, else null.
+  template <class T>
+  T* get_if() noexcept {
+    if (vt_ == nullptr) return nullptr;
+    if (vt_ != &detail::value_ops<T>::vtable && *vt_->type != typeid(T)) return nullptr;
+    return static_cast<T*>(payload());
+  }
+
+  /// A pointer to the payload if it is exactly a `T`, else null.
+  template <class T>
+  const T* get_if() const noexcept {
+    return const_cast<value*>(this)->get_if<T>();
+  }
+
+  /// Moves the payload out as a `T` (or, with several types, as a `std::tuple<T, Ts...>`).
+  ///
+  /// A held `const char*` can be read as `std::string` or `std::string_view`.
+  /// The value is empty afterwards.
+  /// Throws: `bad_value_cast` naming the held and the requested type.
+  template <class T, class... Ts>
+  auto get() && {
+    if constexpr (sizeof...(Ts) > 0) {
+      return std::move(*this).template get<std::tuple<T, Ts...>>();
+    } else {
+      static_assert(!std::is_reference_v<T>, "get<T>() returns T by value");
+      if (vt_ != nullptr && (vt_ == &detail::value_ops<T>::vtable || *vt_->type == typeid(T))) {
+        T out(std::move(*static_cast<T*>(payload())));
+        reset();
+        return out;
+      }
+      T out = convert<T, true>();
+      reset();
+      return out;
+    }
+  }
+
+  /// Copies the payload out as a `T` (or a `std::tuple<T, Ts...>`); the value keeps it.
+  ///
+  /// Throws: `bad_value_cast` naming the held and the requested type.
+  template <class T, class... Ts>
+  auto get() const& {
+    if constexpr (sizeof...(Ts) > 0) {
+      return get<std::tuple<T, Ts...>>();
+    } else {
+      static_assert(std::is_copy_constructible_v<T>,
+                    "get<T>() on an lvalue copies; use std::move(v).get<T>() for move-only types");
+      auto* self = const_cast<value*>(this);
+      if (vt_ != nullptr && (vt_ == &detail::value_ops<T>::vtable || *vt_->type == typeid(T))) {
+        return T(*static_cast<const T*>(self->payload()));
+      }
+      return self->template convert<T, false>();
+    }
+  }
+
+ private:
+  void* payload() noexcept {
+    if (vt_->on_heap) {
+      void* p;
+      std::memcpy(&p, buf_, sizeof p);
+      return p;
+    }
+    return buf_;
+  }
+
+  void take(value& other) noexcept {
+    vt_ = other.vt_;
+    if (vt_ != nullptr) {
+      if (vt_->relocate_by_memcpy) {
+        std::memcpy(buf_, other.buf_, sizeof buf_);
+      } else {
+        vt_->relocate(buf_, other.buf_);
+      }
+      other.vt_ = nullptr;
+    }
+  }
+
+  template <class T>
+  bool convertible() const noexcept {
+    if constexpr (detail::is_tuple<T>::value) {
+      return tuple_convertible<T>(std::make_index_sequence<std::tuple_size_v<T>>{});
+    } else {
+      return vt_->arity == 1 && !vt_->tuple && detail::element_convertible<T>(*vt_->type);
+    }
+  }
+
+  template <class Tuple, std::size_t... I>
+  bool tuple_convertible(std::index_sequence<I...>) const noexcept {
+    if (vt_->arity != sizeof...(I) || !vt_->tuple) return false;
+    return (detail::element_convertible<std::tuple_element_t<I, Tuple>>(vt_->element_type(I)) &&
+            ...);
+  }
+
+  template <class T, bool Move>
+  T convert() {
+    if (vt_ == nullptr || !convertible<T>()) fail(typeid(T));
+    if constexpr (detail::is_tuple<T>::value) {
+      return convert_tuple<T, Move>(std::make_index_sequence<std::tuple_size_v<T>>{});
+    } else {
+      return detail::element_convert<T, Move>(*vt_->type, payload());
+    }
+  }
+
+  template <class Tuple, bool Move, std::size_t... I>
+  Tuple convert_tuple(std::index_sequence<I...>) {
+    void* p = payload();
+    return Tuple(detail::element_convert<std::tuple_element_t<I, Tuple>, Move>(
+        vt_->element_type(I), vt_->element(p, I))...);
+  }
+
+  [[noreturn]] void fail(const std::type_info& requested) const {
+    throw bad_value_cast("greenlets: bad_value_cast: value holds " + detail::type_name(type()) +
+                         ", requested " + detail::type_name(requested));
+  }
+
+  alignas(std::max_align_t) unsigned char buf_[detail::value_buffer_size];
+  const detail::value_vtable* vt_ = nullptr;
+};
+
+}  // namespace greenlets
+
+#endif  // GREENLETS_VALUE_HPP
