@@ -7,6 +7,7 @@
 #define GREENLETS_GREENLETS_HPP
 
 #include "greenlets/error.hpp"
+#include "greenlets/generator.hpp"
 #include "greenlets/greenlet.hpp"
 #include "greenlets/stack.hpp"
 #include "greenlets/value.hpp"
