@@ -48,6 +48,8 @@ set_tests_properties(packaging.add_subdirectory PROPERTIES
 # into a prefix inside the build tree, then build the consumer against that prefix only.
 if(GREENLETS_INSTALL)
   set(GREENLETS_INSTALL_PREFIX ${GREENLETS_PACKAGING_DIR}/prefix)
+  set(GREENLETS_INSTALLED_CONFIG_DIR
+      ${GREENLETS_INSTALL_PREFIX}/${CMAKE_INSTALL_DATADIR}/cmake/greenlets)
   add_test(NAME packaging.install
     COMMAND ${CMAKE_COMMAND}
       -DBUILD_DIR=${PROJECT_BINARY_DIR}
@@ -67,7 +69,7 @@ if(GREENLETS_INSTALL)
                       -DCMAKE_PREFIX_PATH=${GREENLETS_INSTALL_PREFIX}
                       -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
                       -DGREENLETS_EXPECTED_VERSION=${PROJECT_VERSION}
-                      -DGREENLETS_EXPECTED_DIR=${GREENLETS_INSTALL_PREFIX}/${CMAKE_INSTALL_DATADIR}/cmake/greenlets
+                      -DGREENLETS_EXPECTED_DIR=${GREENLETS_INSTALLED_CONFIG_DIR}
       --test-command ${GREENLETS_PACKAGING_DIR}/find_package/app)
   set_tests_properties(packaging.find_package PROPERTIES
     LABELS packaging TIMEOUT 600 FIXTURES_REQUIRED greenlets_installed)
