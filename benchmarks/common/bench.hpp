@@ -23,6 +23,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -51,7 +52,10 @@ inline void do_not_optimize(T const& value) {
 /// Same, for a value the compiler must also assume was changed.
 template <class T>
 inline void do_not_optimize(T& value) {
-  asm volatile("" : "+r,m"(value) : : "memory");
+  if constexpr (std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(void*))
+    asm volatile("" : "+r"(value) : : "memory");
+  else
+    asm volatile("" : "+m"(value) : : "memory");
 }
 
 /// Forces pending writes to memory (a compiler barrier, no instruction).
