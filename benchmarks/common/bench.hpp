@@ -52,7 +52,7 @@ inline void do_not_optimize(T const& value) {
 /// Same, for a value the compiler must also assume was changed.
 template <class T>
 inline void do_not_optimize(T& value) {
-  if constexpr (std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(void*))
+  if constexpr (std::is_arithmetic_v<T> || std::is_pointer_v<T>)
     asm volatile("" : "+r"(value) : : "memory");
   else
     asm volatile("" : "+m"(value) : : "memory");
