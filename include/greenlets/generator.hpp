@@ -14,6 +14,7 @@
 #include <exception>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -56,6 +57,34 @@ struct generator_state {
   generator_phase phase = generator_phase::fresh;
   yield<T, S> yielder;
   greenlet body;  // last, so it is destroyed (and the body unwound) first
+};
+
+// The per-item path touches no reference count (each is a locked instruction): the
+// two helpers below read the core's per-thread state directly.
+
+// The running greenlet of this thread, without taking a reference as current() does.
+inline greenlet_impl* running_greenlet() { return this_thread().current; }
+
+// True if `g` is the greenlet running on this thread (false if none ever ran here).
+inline bool is_running(const greenlet& g) noexcept {
+  thread_state* ts = tls_state;
+  return ts != nullptr && ts->current == greenlet_access::get(g);
+}
+
+// A handle to a greenlet that holds no reference, for one that is known to stay alive
+// (the consumer, waiting inside next()). Never destroyed: that would drop a reference
+// it never took.
+class borrowed_greenlet {
+ public:
+  explicit borrowed_greenlet(greenlet_impl* g) noexcept {
+    ::new (static_cast<void*>(buf_)) greenlet(greenlet_access::adopt(g));
+  }
+  borrowed_greenlet(const borrowed_greenlet&) = delete;
+  borrowed_greenlet& operator=(const borrowed_greenlet&) = delete;
+  greenlet& get() noexcept { return *std::launder(reinterpret_cast<greenlet*>(buf_)); }
+
+ private:
+  alignas(greenlet) unsigned char buf_[sizeof(greenlet)];
 };
 
 // The first greenlet of the calling thread's parent chain: a parent that keeps no
@@ -112,8 +141,7 @@ class yield {
   explicit yield(detail::generator_state<T, S>* st) noexcept : st_(st) {}
 
   void check(const char* op) const {
-    // A temporary handle: none may stay on the body's stack while it is suspended.
-    if (st_->consumer == nullptr || !(current() == st_->body)) {
+    if (st_->consumer == nullptr || !detail::is_running(st_->body)) {
       throw error(std::string("greenlets: ") + op +
                   ": called outside the body of its generator (a yield belongs to the one "
                   "generator body it was given to)");
@@ -344,16 +372,20 @@ class generator {
 
  private:
   state& checked(const char* op) const {
+    if (GREENLETS_UNLIKELY(!st_ || st_->phase == detail::generator_phase::running)) {
+      unusable(op);
+    }
+    return *st_;
+  }
+
+  [[noreturn]] GREENLETS_COLD GREENLETS_NOINLINE void unusable(const char* op) const {
     if (!st_) {
       throw error(std::string("greenlets: generator::") + op +
                   ": the generator is empty (moved from)");
     }
-    if (st_->phase == detail::generator_phase::running) {
-      throw error(std::string("greenlets: generator::") + op +
-                  ": the generator is already running (its body resumed itself, or is "
-                  "waiting in a switch elsewhere)");
-    }
-    return *st_;
+    throw error(std::string("greenlets: generator::") + op +
+                ": the generator is already running (its body resumed itself, or is "
+                "waiting in a switch elsewhere)");
   }
 
   // Runs the body until it yields (true: the item is in st.item) or ends (false).
@@ -361,8 +393,8 @@ class generator {
     state& st = checked(op);
     if (st.phase == detail::generator_phase::finished) return false;
     st.item.reset();
-    greenlet me = current();
-    st.consumer = &me;
+    detail::borrowed_greenlet me(detail::running_greenlet());
+    st.consumer = &me.get();
     st.sent = sent;
     const detail::generator_phase before = st.phase;
     st.phase = detail::generator_phase::running;
