@@ -20,6 +20,12 @@
 #include "greenlets/detail/type_name.hpp"
 #include "greenlets/error.hpp"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define GREENLETS_VALUE_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define GREENLETS_VALUE_LIKELY(x) (x)
+#endif
+
 namespace greenlets {
 
 class value;
@@ -210,7 +216,7 @@ class value {
   /// Makes the value empty, destroying its payload.
   void reset() noexcept {
     if (vt_ != nullptr) {
-      if (!vt_->trivial_destroy) vt_->destroy(buf_);
+      if (!(flags_ & trivial_destroy_flag)) vt_->destroy(buf_);
       vt_ = nullptr;
     }
   }
@@ -220,14 +226,27 @@ class value {
   T& emplace(Args&&... args) {
     static_assert(!std::is_reference_v<T> && !std::is_array_v<T>, "value holds decayed types");
     reset();
-    if constexpr (detail::value_inline<T>) {
+    if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
+                  std::is_trivially_destructible_v<T>) {
+      // Built aside and stored as whole 16-byte lanes: moving the value copies the
+      // buffer with 16-byte loads, which stall when they follow a narrower store.
+      constexpr std::size_t lanes = (sizeof(T) + 15) / 16 * 16;
+      alignas(std::max_align_t) unsigned char chunk[lanes] = {};
+      ::new (static_cast<void*>(chunk)) T(std::forward<Args>(args)...);
+      std::memcpy(buf_, chunk, lanes);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *detail::value_ops<T>::payload(buf_);
+    } else if constexpr (detail::value_inline<T>) {
       T* p = ::new (static_cast<void*>(buf_)) T(std::forward<Args>(args)...);
       vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
       return *p;
     } else {
       T* p = new T(std::forward<Args>(args)...);
       std::memcpy(buf_, &p, sizeof p);
       vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
       return *p;
     }
   }
@@ -296,7 +315,14 @@ class value {
       return std::move(*this).template get<std::tuple<T, Ts...>>();
     } else {
       static_assert(!std::is_reference_v<T>, "get<T>() returns T by value");
-      if (vt_ != nullptr && (vt_ == &detail::value_ops<T>::vtable || *vt_->type == typeid(T))) {
+      if (GREENLETS_VALUE_LIKELY(vt_ == &detail::value_ops<T>::vtable)) {
+        // The type is known here: no need to ask the vtable where or how it lives.
+        T* p = detail::value_ops<T>::payload(buf_);
+        T out(std::move(*p));
+        destroy_known<T>(p);
+        return out;
+      }
+      if (vt_ != nullptr && *vt_->type == typeid(T)) {
         T out(std::move(*static_cast<T*>(payload())));
         reset();
         return out;
@@ -337,14 +363,37 @@ class value {
 
   void take(value& other) noexcept {
     vt_ = other.vt_;
+    flags_ = other.flags_;
     if (vt_ != nullptr) {
-      if (vt_->relocate_by_memcpy) {
+      if (flags_ & memcpy_flag) {
         std::memcpy(buf_, other.buf_, sizeof buf_);
       } else {
         vt_->relocate(buf_, other.buf_);
       }
       other.vt_ = nullptr;
     }
+  }
+
+  // Kept beside the vtable pointer so that moving and destroying a value need not
+  // load from its vtable (a switch does both).
+  static constexpr unsigned char memcpy_flag = 1;
+  static constexpr unsigned char trivial_destroy_flag = 2;
+
+  template <class T>
+  static constexpr unsigned char flags_of() noexcept {
+    constexpr const detail::value_vtable& vt = detail::value_ops<T>::vtable;
+    return static_cast<unsigned char>((vt.relocate_by_memcpy ? memcpy_flag : 0) |
+                                      (vt.trivial_destroy ? trivial_destroy_flag : 0));
+  }
+
+  template <class T>
+  void destroy_known(T* p) noexcept {
+    if constexpr (detail::value_inline<T>) {
+      p->~T();
+    } else {
+      delete p;
+    }
+    vt_ = nullptr;
   }
 
   template <class T>
@@ -387,6 +436,7 @@ class value {
 
   alignas(std::max_align_t) unsigned char buf_[detail::value_buffer_size];
   const detail::value_vtable* vt_ = nullptr;
+  unsigned char flags_ = 0;
 };
 
 }  // namespace greenlets

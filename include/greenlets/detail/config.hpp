@@ -10,11 +10,13 @@
 #define GREENLETS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define GREENLETS_NOINLINE __attribute__((noinline))
 #define GREENLETS_COLD __attribute__((cold))
+#define GREENLETS_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define GREENLETS_LIKELY(x) (x)
 #define GREENLETS_UNLIKELY(x) (x)
 #define GREENLETS_NOINLINE
 #define GREENLETS_COLD
+#define GREENLETS_ALWAYS_INLINE inline
 #endif
 
 // Internal invariants only: never for anything a user can trigger.

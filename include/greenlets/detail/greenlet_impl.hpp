@@ -1,16 +1,28 @@
 // The inside of `greenlet`: the shared record behind a handle, the per-thread
 // state, and the switch itself. Included at the end of greenlet.hpp.
 //
-// A switch stores its payload in the thread's `transfer` slot, saves the C++
-// exception globals of the greenlet leaving and installs those of the greenlet
-// arriving, and resumes the target's Boost.Context fiber. The side that lands
-// stores the fiber it came from into the greenlet that jumped (`origin`), then
-// takes the payload. Everything unusual (tracing, a pending exception, a greenlet
-// whose last handle went while it ran) is one flag word tested after the jump.
+// A suspended greenlet publishes where its pending switch wants its result (its
+// `inbox`: the switch's return value, on its own stack). A switch constructs the
+// payload there directly, saves the C++ exception globals of the greenlet leaving,
+// installs those of the greenlet arriving, and jumps with Boost.Context's
+// `jump_fcontext` (the primitive under `boost::context::fiber`), passing its own
+// record as the jump's data. The side that lands stores the context it came from
+// into that record; its result is already in place. A finished greenlet leaves
+// with a plain jump and whoever lands frees its stack (`ontop_fcontext` cannot:
+// on a context that has never run, Boost 1.74's start trampoline drops the ontop
+// function's result). Everything unusual (tracing, a pending exception, a greenlet
+// whose last handle went while it ran, a finished stack to free) is one flag word
+// tested after the jump.
+//
+// We use the fcontext layer rather than `fiber` because the switch needs the data
+// word, a greenlet needs no set-up jump at creation, and the sanitizer
+// announcements must wrap every jump, including the first entry and the exit,
+// which `fiber` performs internally.
 #ifndef GREENLETS_DETAIL_GREENLET_IMPL_HPP
 #define GREENLETS_DETAIL_GREENLET_IMPL_HPP
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -21,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include <boost/context/fiber.hpp>
+#include <boost/context/detail/fcontext.hpp>
 
 #include "greenlets/detail/config.hpp"
 #include "greenlets/detail/exception_state.hpp"
@@ -68,21 +80,17 @@ struct greenlet_impl {
   bool is_main = false;
   thread_record* record;              // strong reference
   greenlet_impl* parent;              // strong reference; null for a main greenlet
-  // The suspended context while not running. In a union so that a greenlet that
-  // never finished (leaked on purpose) is never unwound from a destructor.
-  union {
-    boost::context::fiber ctx;
-  };
+  boost::context::detail::fcontext_t ctx = nullptr;  // where it resumes, while switched out
   exception_state eh;                 // the exception globals while switched out
   tool_state tools;
   stack_context stack{};
+  value* inbox = nullptr;             // where the pending switch wants its result
   std::size_t stack_size = default_stack_size;
   stack_allocator allocator;
   greenlet_impl* active_prev = nullptr;  // this thread's started, unfinished greenlets
   greenlet_impl* active_next = nullptr;
 
   greenlet_impl(thread_record* r, greenlet_impl* p) noexcept : record(r), parent(p) {
-    ::new (&ctx) boost::context::fiber();
     r->add_ref();
   }
   greenlet_impl(const greenlet_impl&) = delete;
@@ -164,17 +172,17 @@ enum slow_bits : unsigned {
   slow_pending_exception = 1,   // `pending` holds an exception to raise in the target
   slow_tracing = 2,             // a trace function is installed
   slow_orphan = 4,              // `orphan` holds a greenlet whose handles all went while it ran
+  slow_finished = 8,            // the greenlet that jumped here has finished: free its stack
 };
 
 struct thread_state {
   greenlet_impl* current;
   greenlet_impl* main;
-  greenlet_impl* origin = nullptr;    // the greenlet that made the last jump
   exception_state* eh;
   thread_record* record;
   unsigned slow = 0;
   trace_event event = trace_event::switch_to;
-  value transfer;                     // the payload in flight
+  value transfer;                     // a payload being routed, or the first switch's arguments
   std::exception_ptr pending;
   greenlet_impl* orphan = nullptr;
   trace_function trace;
@@ -327,91 +335,97 @@ inline void report_unraisable(greenlet_impl* g, std::exception_ptr e, std::strin
 // ---------------------------------------------------------------------------
 // The switch
 
-struct fiber_stack {
-  greenlet_impl* g;
-  stack_resource* resource;
+namespace fctx = boost::context::detail;
 
-  stack_context allocate() {
-    stack_context sc = resource != nullptr ? resource->allocate(g->stack_size)
-                                           : pooled_allocate(g->stack_size);
-    g->stack = sc;
-    tool_stack_allocated(g->tools, sc);
-    return sc;
+inline void free_stack(greenlet_impl* g) noexcept {
+  tool_stack_freed(g->tools);
+  if (stack_resource* r = g->allocator.resource()) {
+    r->deallocate(g->stack);
+  } else if (stack_pool* pool = stack_pool::local()) {
+    pool->deallocate(g->stack);
+  } else {
+    unmap_guarded_stack(g->stack);
   }
-  void deallocate(stack_context& sc) noexcept {
-    tool_stack_freed(g->tools);
-    if (resource != nullptr) {
-      resource->deallocate(sc);
-    } else if (stack_pool* pool = stack_pool::local()) {
-      pool->deallocate(sc);
-    } else {
-      unmap_guarded_stack(sc);
-    }
-  }
-  static stack_context pooled_allocate(std::size_t size) {
-    if (stack_pool* pool = stack_pool::local()) return pool->allocate(size);
-    return map_guarded_stack(size);
-  }
-};
+  g->stack = stack_context();
+}
 
 // Makes `to` current and hands it the exception globals; the caller then jumps.
-inline void prepare_jump(thread_state& ts, greenlet_impl* from, greenlet_impl* to,
+GREENLETS_ALWAYS_INLINE void prepare_jump(thread_state& ts, greenlet_impl* from, greenlet_impl* to,
                          trace_event ev, bool from_finished) noexcept {
   ts.event = ev;
-  ts.origin = from;
   ts.current = to;
-  from->eh = *ts.eh;
-  *ts.eh = to->eh;
+  std::memcpy(&from->eh, ts.eh, sizeof(exception_state));
+  std::memcpy(ts.eh, &to->eh, sizeof(exception_state));
   tool_before_switch(from->tools, to->tools, from_finished);
 }
 
-inline value landed_slow(thread_state& ts);
+inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result);
 
-// First thing after a jump lands in `self`: keep the context of whoever jumped here,
-// then take the payload.
-inline value landed(thread_state& ts, greenlet_impl* self, boost::context::fiber&& from) {
+// First thing after a jump lands in `self`: keep the context of the greenlet that
+// jumped here (its stack is gone if it finished). The payload is already in `result`.
+GREENLETS_ALWAYS_INLINE void landed(thread_state& ts, greenlet_impl* self, fctx::transfer_t t,
+                                    value& result) {
   tool_after_switch(self->tools);
-  if (from) ts.origin->ctx = std::move(from);
-  if (GREENLETS_UNLIKELY(ts.slow != 0)) return landed_slow(ts);
-  return std::move(ts.transfer);
+  auto* from = static_cast<greenlet_impl*>(t.data);
+  from->ctx = t.fctx;
+  if (GREENLETS_UNLIKELY(ts.slow != 0)) landed_slow(ts, from, result);
 }
 
-// Jumps to `to`, which is suspended (or just created), and returns what comes back.
-inline value jump(thread_state& ts, greenlet_impl* to, trace_event ev) {
+// Jumps to `to` (suspended or just started); what comes back lands in `result`.
+GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_event ev,
+                                  value& result) {
   greenlet_impl* self = ts.current;
+  self->inbox = &result;
   prepare_jump(ts, self, to, ev, false);
-  boost::context::fiber from = std::move(to->ctx).resume();
-  return landed(ts, self, std::move(from));
+  fctx::transfer_t t = fctx::jump_fcontext(to->ctx, self);
+  landed(ts, self, t, result);
 }
 
-inline boost::context::fiber finish(thread_state& ts, greenlet_impl* self, value result,
-                                    std::exception_ptr failure);
+inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value result,
+                             std::exception_ptr failure);
 
-template <class Impl>
-struct entry {
-  greenlet_impl* self;
-
-  boost::context::fiber operator()(boost::context::fiber&& caller) {
-    thread_state& ts = *tls_state;
-    value result;
-    std::exception_ptr failure;
-    try {
-      value args = landed(ts, self, std::move(caller));
-      result = self->invoke(std::move(args));
-    } catch (const greenlet_exit& e) {
-      result.emplace<greenlet_exit>(e);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    self->drop_run();
-    return finish(ts, self, std::move(result), std::move(failure));
+// Runs `self` to its end; returns the greenlet to resume, already prepared.
+inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::transfer_t t) {
+  value result;
+  std::exception_ptr failure;
+  try {
+    value args = std::move(ts.transfer);  // start() made it our inbox
+    landed(ts, self, t, args);
+    result = self->invoke(std::move(args));
+  } catch (const greenlet_exit& e) {
+    result.emplace<greenlet_exit>(e);
+  } catch (...) {
+    failure = std::current_exception();
   }
-};
+  self->drop_run();
+  return finish(ts, self, std::move(result), std::move(failure));
+}
 
-// Gives `g` its stack and fiber; it runs at the next jump to it.
+// The bottom frame of every greenlet's stack.
+inline void greenlet_entry(fctx::transfer_t t) noexcept {
+  thread_state& ts = *tls_state;
+  greenlet_impl* self = ts.current;  // the jumper made us current
+  greenlet_impl* next = run_greenlet(ts, self, t);
+  ts.slow |= slow_finished;          // the greenlet landing next frees this stack
+  fctx::jump_fcontext(next->ctx, self);
+  GREENLETS_ASSERT(false, "a finished greenlet was resumed");
+}
+
+// Gives `g` its stack; it runs at the next jump to it.
 inline void start(thread_state& ts, greenlet_impl* g) {
-  g->ctx = boost::context::fiber(std::allocator_arg, fiber_stack{g, g->allocator.resource()},
-                                 entry<greenlet_impl>{g});
+  stack_resource* r = g->allocator.resource();
+  stack_context sc;
+  if (r != nullptr) {
+    sc = r->allocate(g->stack_size);
+  } else if (stack_pool* pool = stack_pool::local()) {
+    sc = pool->allocate(g->stack_size);
+  } else {
+    sc = map_guarded_stack(g->stack_size);
+  }
+  g->stack = sc;
+  tool_stack_allocated(g->tools, sc);
+  g->inbox = &ts.transfer;
+  g->ctx = fctx::make_fcontext(sc.sp, sc.size, &greenlet_entry);
   g->set(status_started);
   ts.link_active(g);
 }
@@ -437,10 +451,13 @@ inline void clear_pending(thread_state& ts) noexcept {
   ts.slow &= ~static_cast<unsigned>(slow_pending_exception);
 }
 
-// Delivers the payload in `ts` to `t` or, if `t` cannot take it, up its parent chain:
-// dead greenlets pass it on, an unstarted one starts with it (or, for an exception,
-// dies without running), and the current greenlet gets it at once.
-inline value deliver(thread_state& ts, greenlet_impl* t, trace_event ev) {
+// Finds who takes a payload meant for `t`: dead greenlets pass it to their parent,
+// an unstarted one starts with it or, for an exception, dies without running (a
+// greenlet_exit then travels on as a value). Starts the one found if needed.
+// When starting fails (no stack): from a switch, throws, and `ts` holds no payload;
+// for a finished greenlet (`passing_on`), the failure goes on up as the payload,
+// as Python's test_parent_return_failure.
+inline greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* t, bool passing_on) {
   for (;;) {
     if (t->is(status_dead)) {
       t = t->parent;
@@ -455,60 +472,57 @@ inline value deliver(thread_state& ts, greenlet_impl* t, trace_event ev) {
         if (is_greenlet_exit(ts.pending, &ts.transfer)) clear_pending(ts);
         continue;
       }
-      start(ts, t);
-      return jump(ts, t, ev);
+      try {
+        start(ts, t);
+      } catch (...) {
+        ts.transfer.reset();
+        if (!passing_on) {
+          clear_pending(ts);
+          throw;
+        }
+        set_pending(ts, std::current_exception());
+        t = t->parent;
+        continue;
+      }
     }
-    if (t == ts.current) {
-      ts.event = ev;
-      ts.origin = t;
-      if (ts.slow != 0) return landed_slow(ts);
-      return std::move(ts.transfer);
-    }
-    return jump(ts, t, ev);
+    return t;
   }
 }
 
+// Delivers the payload in `ts.transfer` to `t` or whoever takes it for `t` (see
+// resolve_target); the current greenlet gets it at once. What comes back lands in
+// `result`.
+GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace_event ev,
+                                       value& result) {
+  t = resolve_target(ts, t, false);
+  if (t == ts.current) {
+    result = std::move(ts.transfer);
+    ts.event = ev;
+    if (ts.slow != 0) landed_slow(ts, t, result);
+    return;
+  }
+  *t->inbox = std::move(ts.transfer);  // a no-op for one just started: its inbox is `transfer`
+  jump(ts, t, ev, result);
+}
+
 // The end of a greenlet: hand its result (or exception) to the parent chain and
-// return the fiber to resume; Boost frees this stack once we are off it.
-inline boost::context::fiber finish(thread_state& ts, greenlet_impl* self, value result,
-                                    std::exception_ptr failure) {
+// return the greenlet to resume, prepared for the jump.
+inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value result,
+                             std::exception_ptr failure) {
   self->set(status_dead);
   ts.unlink_active(self);
-  trace_event ev = failure ? trace_event::throw_to : trace_event::switch_to;
   ts.transfer = std::move(result);
   if (failure) {
     set_pending(ts, std::move(failure));
   } else {
     clear_pending(ts);
   }
-  greenlet_impl* t = self->parent;
-  for (;;) {
-    if (t->is(status_dead)) {
-      t = t->parent;
-      continue;
-    }
-    if (!t->is(status_started)) {
-      if (ts.pending) {
-        t->set(status_dead);
-        t->drop_run();
-        t = t->parent;
-        if (is_greenlet_exit(ts.pending, &ts.transfer)) clear_pending(ts);
-        continue;
-      }
-      try {
-        start(ts, t);
-      } catch (...) {
-        // It could not get a stack: the failure goes on up, as Python's S8.
-        set_pending(ts, std::current_exception());
-        ev = trace_event::throw_to;
-        t = t->parent;
-        continue;
-      }
-    }
-    break;
-  }
+  greenlet_impl* t = resolve_target(ts, self->parent, true);
+  *t->inbox = std::move(ts.transfer);
+  trace_event ev =
+      (ts.slow & slow_pending_exception) ? trace_event::throw_to : trace_event::switch_to;
   prepare_jump(ts, self, t, ev, true);
-  return std::move(t->ctx);
+  return t;
 }
 
 inline void kill(thread_state& ts, greenlet_impl* g, bool at_exit) noexcept;
@@ -558,22 +572,22 @@ inline void release(greenlet_impl* g) noexcept {
 }
 
 inline greenlet_impl::~greenlet_impl() {
+  // A greenlet that never finished (leaked on purpose) keeps its stack: nothing on
+  // it is ever unwound or freed.
   if (parent != nullptr) release(parent);
-  if (!ctx) ctx.~fiber();  // else: never finished; its stack is leaked, never unwound
   record->release();
 }
 
 // Throws greenlet_exit into the suspended `g`, with the current greenlet as its parent
 // meanwhile. Consumes one reference to `g`.
 inline void kill(thread_state& ts, greenlet_impl* g, bool at_exit) noexcept {
-  greenlet_impl* killer = ts.current;
+  greenlet_impl* killer = share_current(ts);
   greenlet_impl* old_parent = g->parent;
-  add_ref(killer);
   g->parent = killer;
   try {
-    ts.transfer.reset();
     set_pending(ts, std::make_exception_ptr(greenlet_exit{}));
-    (void)jump(ts, g, trace_event::throw_to);
+    value ignored;
+    jump(ts, g, trace_event::throw_to, ignored);
   } catch (...) {
     report_unraisable(g, std::current_exception(),
                       "unwinding a dropped greenlet raised an exception other than greenlet_exit");
@@ -598,20 +612,26 @@ inline void process_kill_queue(thread_state& ts) noexcept {
   for (greenlet_impl* g : queue) drop_local(ts, g);
 }
 
-GREENLETS_COLD inline value landed_slow(thread_state& ts) {
-  // Take the message first: trace functions and kills below switch too.
-  value v = std::move(ts.transfer);
+GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result) {
+  if (ts.slow & slow_finished) {
+    ts.slow &= ~static_cast<unsigned>(slow_finished);
+    origin->ctx = nullptr;
+    free_stack(origin);
+  }
+  // Take the exception first: trace functions and kills below switch too (the value
+  // is safe in `result`, on this greenlet's own stack).
   std::exception_ptr failure;
   if (ts.slow & slow_pending_exception) {
     failure = std::move(ts.pending);
     clear_pending(ts);
   }
   if ((ts.slow & slow_tracing) && ts.trace) {
-    greenlet origin = try_add_ref(ts.origin) ? greenlet_access::adopt(ts.origin) : greenlet();
+    greenlet from = try_add_ref(origin) ? greenlet_access::adopt(origin) : greenlet();
     greenlet target = greenlet_access::adopt(share_current(ts));
     trace_event ev = ts.event;
+    trace_function fn = ts.trace;  // a copy: the trace function may replace itself
     try {
-      ts.trace(ev, origin, target);
+      fn(ev, from, target);
     } catch (...) {
       ts.trace = nullptr;
       ts.slow &= ~static_cast<unsigned>(slow_tracing);
@@ -624,8 +644,10 @@ GREENLETS_COLD inline value landed_slow(thread_state& ts) {
     ts.slow &= ~static_cast<unsigned>(slow_orphan);
     release(o);
   }
-  if (failure) std::rethrow_exception(failure);
-  return v;
+  if (failure) {
+    result.reset();
+    std::rethrow_exception(failure);
+  }
 }
 
 inline thread_state::thread_state() : eh(exception_globals()) {
@@ -732,19 +754,23 @@ inline greenlet::~greenlet() {
 }
 
 template <class... Args>
-value greenlet::switch_to(Args&&... args) {
+GREENLETS_ALWAYS_INLINE value greenlet::switch_to(Args&&... args) {
+  value result;  // the target sends it here, to our inbox
   detail::thread_state* ts = detail::tls_state;
   detail::greenlet_impl* t = p_;
   if (GREENLETS_UNLIKELY(ts == nullptr || t == nullptr || t->record != ts->record ||
                          ts->record->kills_pending.load(std::memory_order_relaxed))) {
     ts = &detail::checked_state("switch_to", t);
   }
-  ts->transfer.assign(std::forward<Args>(args)...);
   if (GREENLETS_LIKELY(t->status.load(std::memory_order_relaxed) == detail::status_started &&
                        t != ts->current)) {
-    return detail::jump(*ts, t, trace_event::switch_to);
+    if constexpr (sizeof...(Args) != 0) t->inbox->assign(std::forward<Args>(args)...);
+    detail::jump(*ts, t, trace_event::switch_to, result);
+  } else {
+    if constexpr (sizeof...(Args) != 0) ts->transfer.assign(std::forward<Args>(args)...);
+    detail::deliver(*ts, t, trace_event::switch_to, result);
   }
-  return detail::deliver(*ts, t, trace_event::switch_to);
+  return result;
 }
 
 inline value greenlet::throw_to() { return throw_to(std::make_exception_ptr(greenlet_exit{})); }
@@ -752,9 +778,10 @@ inline value greenlet::throw_to() { return throw_to(std::make_exception_ptr(gree
 inline value greenlet::throw_to(std::exception_ptr exception) {
   detail::thread_state& ts = detail::checked_state("throw_to", p_);
   if (!exception) throw error("greenlets: throw_to: the exception_ptr is null");
-  ts.transfer.reset();
+  value result;
   detail::set_pending(ts, std::move(exception));
-  return detail::deliver(ts, p_, trace_event::throw_to);
+  detail::deliver(ts, p_, trace_event::throw_to, result);
+  return result;
 }
 
 inline bool greenlet::started() const noexcept {
