@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the examples and benchmarks in Release, runs every example, then every
+# benchmark at sizes that finish in a few minutes.
+# Usage: scripts/examples-and-benchmarks.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-debian.sh cmake g++ libboost-context-dev catch2 libbenchmark-dev \
+  python3-greenlet python3-gevent
+cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DGREENLETS_BUILD_TESTS=OFF >/dev/null
+cmake --build build/bench -j "$(nproc)"
+for example in build/bench/examples/[0-9][0-9]_*; do
+  [ -x "$example" ] || continue
+  echo "=== $(basename "$example")"
+  "$example"
+done
+ctest --test-dir build/bench --output-on-failure
+benchmarks/run_all.sh build/bench
