@@ -778,8 +778,10 @@ TEST_CASE("copies of a handle share one greenlet", "[handle]") {
   c = a;
   CHECK(c == a);
   CHECK(c.dead());
-  c = c;  // self-assignment keeps it
+  greenlet& same = c;
+  c = same;  // self-assignment keeps it
   CHECK(c == a);
+  CHECK(c.dead());
 }
 
 // greenlet: test_greenlet.py::TestGreenlet::test_main_greenlet_parent_is_none,
