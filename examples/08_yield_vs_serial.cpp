@@ -1,0 +1,62 @@
+// 08 — serial vs yield: handing items over one at a time costs a switch each.
+//
+// From document 000, "一、引子" (introduction): producer() fills a list of N numbers and
+// consumer() takes the list (serial), versus a consumer generator that receives each
+// number by send() (concurrent). The document's point: switching alone does not make
+// anything faster. Here N is small so the example runs quickly; the real comparison
+// (N = 10,000,000, with a raw Boost.Context fiber beside it) is benchmarks/yield_vs_serial.
+//
+// The times vary from run to run: in the expected output below, `{number}` matches any
+// number (see examples/check_output.cmake); every other character is compared exactly.
+#include <greenlets/generator.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <iostream>
+#include <optional>
+#include <vector>
+
+constexpr long N = 1000000;
+
+// Seconds since `start`.
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int main() {
+  std::cout << "N = " << N << '\n';
+
+  // Serial. Python: res = producer(); consumer(res)
+  {
+    auto start = std::chrono::steady_clock::now();
+    std::vector<long> res;  // task 2: produce all the data first...
+    for (long i = 0; i < N; ++i) res.push_back(i);
+    long sum = 0;  // ...task 1: then receive and process it
+    for (long x : res) sum += x;
+    double seconds = since(start);
+    std::cout << "serial: " << seconds << " s (sum " << sum << ")\n";
+  }
+
+  // Through a generator. Python: def consumer(): while True: x = yield
+  {
+    long sum = 0;
+    // generator<T, S>: this consumer yields nothing useful (nullptr, Python's None)
+    // and accepts longs by send().
+    greenlets::generator<std::nullptr_t, long> consumer(
+        [&sum](greenlets::yield<std::nullptr_t, long>& yield) {
+          for (;;) sum += yield(nullptr).value_or(0);  // x = yield; process x
+        });
+    auto start = std::chrono::steady_clock::now();
+    consumer.next();  // Python: next(g) — run the consumer to its first yield
+    for (long i = 0; i < N; ++i) consumer.send(i);  // one switch there and back per item
+    double seconds = since(start);
+    std::cout << "yield:  " << seconds << " s (sum " << sum << ")\n";
+  }
+  std::cout << "The full comparison: benchmarks/yield_vs_serial\n";
+}
+
+// Expected output:
+// N = 1000000
+// serial: {number} s (sum 499999500000)
+// yield:  {number} s (sum 499999500000)
+// The full comparison: benchmarks/yield_vs_serial
