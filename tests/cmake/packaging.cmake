@@ -31,6 +31,13 @@ if(Boost_DIR)
   list(APPEND GREENLETS_CONSUMER_OPTIONS -DBoost_DIR=${Boost_DIR})
 endif()
 
+# A consumer's build tree left from an earlier run keeps its cache (greenlets' options
+# among it), which would hide a change in their defaults: start from empty trees.
+add_test(NAME packaging.clean
+  COMMAND ${CMAKE_COMMAND} -E remove_directory ${GREENLETS_PACKAGING_DIR})
+set_tests_properties(packaging.clean PROPERTIES
+  LABELS packaging FIXTURES_SETUP greenlets_packaging_clean)
+
 # (a) add_subdirectory(): a subproject sees only greenlets::greenlets, with tests,
 # examples, benchmarks and install rules off.
 add_test(NAME packaging.add_subdirectory
@@ -42,7 +49,7 @@ add_test(NAME packaging.add_subdirectory
                     -DGREENLETS_SOURCE_DIR=${PROJECT_SOURCE_DIR}
     --test-command ${GREENLETS_PACKAGING_DIR}/add_subdirectory/app)
 set_tests_properties(packaging.add_subdirectory PROPERTIES
-  LABELS packaging TIMEOUT 600)
+  LABELS packaging TIMEOUT 600 FIXTURES_REQUIRED greenlets_packaging_clean)
 
 # (b) find_package(): install this build tree (header-only, so configuring is enough)
 # into a prefix inside the build tree, then build the consumer against that prefix only.
@@ -58,7 +65,8 @@ if(GREENLETS_INSTALL)
       -DDATADIR=${CMAKE_INSTALL_DATADIR}
       -P ${CMAKE_CURRENT_LIST_DIR}/scripts/install.cmake)
   set_tests_properties(packaging.install PROPERTIES
-    LABELS packaging FIXTURES_SETUP greenlets_installed)
+    LABELS packaging FIXTURES_SETUP greenlets_installed
+    FIXTURES_REQUIRED greenlets_packaging_clean)
 
   add_test(NAME packaging.find_package
     COMMAND ${CMAKE_CTEST_COMMAND}
@@ -72,7 +80,8 @@ if(GREENLETS_INSTALL)
                       -DGREENLETS_EXPECTED_DIR=${GREENLETS_INSTALLED_CONFIG_DIR}
       --test-command ${GREENLETS_PACKAGING_DIR}/find_package/app)
   set_tests_properties(packaging.find_package PROPERTIES
-    LABELS packaging TIMEOUT 600 FIXTURES_REQUIRED greenlets_installed)
+    LABELS packaging TIMEOUT 600
+    FIXTURES_REQUIRED "greenlets_packaging_clean;greenlets_installed")
 else()
   message(STATUS "greenlets: GREENLETS_INSTALL is OFF, so the find_package test is not added")
 endif()
