@@ -28,8 +28,12 @@ else
   echo "### micro skipped: not built (Google Benchmark, libbenchmark-dev, not found)"
 fi
 echo
-echo "### memory_per_greenlet (100,000 and 1,000,000 suspended greenlets)"
-"$b/memory_per_greenlet" --counts 100000,1000000 "$@"
+echo "### memory_per_greenlet: 100,000 suspended greenlets, every allocator"
+"$b/memory_per_greenlet" --counts 100000 "$@"
+echo
+echo "### memory_per_greenlet: 1,000,000 suspended greenlets, default allocator and raw fiber"
+echo "### (every allocator at 1M: memory_per_greenlet --counts 100000,1000000, about 2-4 minutes)"
+"$b/memory_per_greenlet" --counts 1000000 --alloc default,raw_fiber "$@"
 echo
 if command -v valgrind >/dev/null && [ -z "${1:-}" ]; then
   echo "### instruction counts (callgrind)"
