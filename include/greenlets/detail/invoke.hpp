@@ -22,7 +22,8 @@ struct callable_params {
   static constexpr bool known = false;
 };
 
-#define GREENLETS_DETAIL_MEMFN_PARAMS(QUALS)         \
+// QUALS is a list of qualifiers; it cannot be parenthesised.
+#define GREENLETS_DETAIL_MEMFN_PARAMS(QUALS) /* NOLINT(bugprone-macro-parentheses) */ \
   template <class R, class C, class... A>            \
   struct callable_params<R (C::*)(A...) QUALS> {     \
     static constexpr bool known = true;              \
