@@ -309,7 +309,8 @@ inline std::string describe_exception(const std::exception_ptr& e) {
   }
 }
 
-inline void report_unraisable(greenlet_impl* g, std::exception_ptr e, std::string_view what) noexcept {
+inline void report_unraisable(greenlet_impl* g, const std::exception_ptr& e,
+                              std::string_view what) noexcept {
   try {
     unraisable_function fn;
     {
@@ -338,7 +339,7 @@ inline void report_unraisable(greenlet_impl* g, std::exception_ptr e, std::strin
 namespace fctx = boost::context::detail;
 
 inline void free_stack(greenlet_impl* g) noexcept {
-  tool_stack_freed(g->tools);
+  tool_stack_freed(g->tools, g->stack);
   if (stack_resource* r = g->allocator.resource()) {
     r->deallocate(g->stack);
   } else if (stack_pool* pool = stack_pool::local()) {
@@ -351,12 +352,11 @@ inline void free_stack(greenlet_impl* g) noexcept {
 
 // Makes `to` current and hands it the exception globals; the caller then jumps.
 GREENLETS_ALWAYS_INLINE void prepare_jump(thread_state& ts, greenlet_impl* from, greenlet_impl* to,
-                         trace_event ev, bool from_finished) noexcept {
+                         trace_event ev) noexcept {
   ts.event = ev;
   ts.current = to;
   std::memcpy(&from->eh, ts.eh, sizeof(exception_state));
   std::memcpy(ts.eh, &to->eh, sizeof(exception_state));
-  tool_before_switch(from->tools, to->tools, from_finished);
 }
 
 inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result);
@@ -365,8 +365,8 @@ inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result);
 // jumped here (its stack is gone if it finished). The payload is already in `result`.
 GREENLETS_ALWAYS_INLINE void landed(thread_state& ts, greenlet_impl* self, fctx::transfer_t t,
                                     value& result) {
-  tool_after_switch(self->tools);
   auto* from = static_cast<greenlet_impl*>(t.data);
+  tool_after_switch(self->tools, from->tools);
   from->ctx = t.fctx;
   if (GREENLETS_UNLIKELY(ts.slow != 0)) landed_slow(ts, from, result);
 }
@@ -376,7 +376,8 @@ GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_eve
                                   value& result) {
   greenlet_impl* self = ts.current;
   self->inbox = &result;
-  prepare_jump(ts, self, to, ev, false);
+  prepare_jump(ts, self, to, ev);
+  tool_before_switch(self->tools, to->tools, false);
   fctx::transfer_t t = fctx::jump_fcontext(to->ctx, self);
   landed(ts, self, t, result);
 }
@@ -407,6 +408,7 @@ inline void greenlet_entry(fctx::transfer_t t) noexcept {
   greenlet_impl* self = ts.current;  // the jumper made us current
   greenlet_impl* next = run_greenlet(ts, self, t);
   ts.slow |= slow_finished;          // the greenlet landing next frees this stack
+  tool_before_switch(self->tools, next->tools, true);
   fctx::jump_fcontext(next->ctx, self);
   GREENLETS_ASSERT(false, "a finished greenlet was resumed");
 }
@@ -521,7 +523,7 @@ inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value result
   *t->inbox = std::move(ts.transfer);
   trace_event ev =
       (ts.slow & slow_pending_exception) ? trace_event::throw_to : trace_event::switch_to;
-  prepare_jump(ts, self, t, ev, true);
+  prepare_jump(ts, self, t, ev);
   return t;
 }
 
@@ -734,7 +736,8 @@ inline greenlet::greenlet(const greenlet& other) noexcept : p_(other.p_) {
   if (p_ != nullptr) detail::add_ref(p_);
 }
 
-inline greenlet& greenlet::operator=(const greenlet& other) noexcept {
+// Self-assignment is safe: the new reference is taken before the old one goes.
+inline greenlet& greenlet::operator=(const greenlet& other) noexcept {  // NOLINT(bugprone-unhandled-self-assignment)
   if (other.p_ != nullptr) detail::add_ref(other.p_);
   detail::greenlet_impl* old = std::exchange(p_, other.p_);
   if (old != nullptr) detail::release(old);
@@ -857,5 +860,7 @@ inline unraisable_function set_unraisable_handler(unraisable_function fn) {
 }
 
 }  // namespace greenlets
+
+#include "greenlets/detail/overflow.hpp"
 
 #endif  // GREENLETS_DETAIL_GREENLET_IMPL_HPP
