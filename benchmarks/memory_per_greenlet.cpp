@@ -246,8 +246,11 @@ int main(int argc, char** argv) {
     }
   }
   if (!counts_given) counts = {opt.n};
+  opt.n = *std::max_element(counts.begin(), counts.end());  // the header's N: the largest count
 
-  std::string info = "vm.max_map_count: " + std::to_string(max_map_count()) +
+  std::string counts_text;
+  for (long long c : counts) counts_text += (counts_text.empty() ? "" : ", ") + bench::fmt_count(c);
+  std::string info = "counts:     " + counts_text + "\n" + "vm.max_map_count: " + std::to_string(max_map_count()) +
                      "   MemAvailable at start: " +
                      std::to_string(mem_available_kib() / 1024) + " MiB" +
                      "   safety stop below 3 GiB available\n"

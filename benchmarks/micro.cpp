@@ -261,7 +261,9 @@ int main(int argc, char** argv) {
   std::string info =
       "method:     Google Benchmark " + std::string("(libbenchmark)") +
       ", every benchmark registered once per repetition, repetitions interleaved; "
-      "ns per operation; --n is not used\n";
+      "ns per operation; --n is not used\n"
+      "note:       Debian's libbenchmark prints \"Library was built as DEBUG\": that is the "
+      "Google Benchmark library itself (packaged without NDEBUG), not this binary\n";
 #if !GREENLETS_BENCH_HAVE_GENERATOR
   info += "note:       greenlets/generator.hpp not found (or GREENLETS_BENCH_NO_GENERATOR "
           "set): no generator row\n";
