@@ -2,17 +2,15 @@
 // type, as a string from a literal, or failing with a bad_value_cast that names both
 // types; and what it costs: small payloads and plain round trips allocate nothing.
 //
-// This file replaces the global operator new/delete of the test binary with versions
-// that count allocations on the current thread while a `count_allocations` scope is
-// armed; everywhere else they behave as malloc/free.
+// The allocation counts use the test binary's one replacement of the global operator
+// new, in test_generator.cpp (`generator_test::counting` / `allocations`): it counts the
+// calls made on the current thread while `counting` is set.
 #include <catch2/catch.hpp>
 
 #include <array>
-#include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
-#include <new>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -22,42 +20,10 @@
 
 #include <greenlets/greenlets.hpp>
 
-namespace {
-
-std::atomic<long> allocations{0};
-thread_local bool counting = false;
-
-void* counted_new(std::size_t n) {
-  if (counting) allocations.fetch_add(1, std::memory_order_relaxed);
-  void* p = std::malloc(n == 0 ? 1 : n);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_new(n); }
-void* operator new[](std::size_t n) { return counted_new(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return counted_new(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+namespace generator_test {
+extern thread_local bool counting;
+extern thread_local std::size_t allocations;
+}  // namespace generator_test
 
 namespace {
 
@@ -71,16 +37,16 @@ using greenlets::value;
 class count_allocations {
  public:
   count_allocations() noexcept {
-    allocations.store(0, std::memory_order_relaxed);
-    counting = true;
+    generator_test::allocations = 0;
+    generator_test::counting = true;
   }
-  ~count_allocations() { counting = false; }
+  ~count_allocations() { generator_test::counting = false; }
   count_allocations(const count_allocations&) = delete;
   count_allocations& operator=(const count_allocations&) = delete;
 
-  long stop() noexcept {
-    counting = false;
-    return allocations.load(std::memory_order_relaxed);
+  std::size_t stop() noexcept {
+    generator_test::counting = false;
+    return generator_test::allocations;
   }
 };
 
@@ -123,7 +89,7 @@ TEST_CASE("the allocation counter sees allocations made while armed", "[value][a
   count_allocations counter;
   auto p = std::make_unique<std::array<char, 100>>();
   std::vector<int> v(1000);
-  const long allocated = counter.stop();
+  const std::size_t allocated = counter.stop();
   CHECK(allocated == 2);
   (void)p;
 }
@@ -335,7 +301,7 @@ TEST_CASE("small trivially copyable payloads travel with no heap allocation",
     value x;
     x = std::move(w);
     small16 out = std::move(x).get<small16>();
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(out.x == 1.5);
     CHECK(out.y == 2.5);
@@ -345,7 +311,7 @@ TEST_CASE("small trivially copyable payloads travel with no heap allocation",
     value v(small32{1, 2, 3, 4});
     value w(std::move(v));
     small32 out = w.get<small32>();
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(out.a == 1);
     CHECK(out.d == 4);
@@ -354,7 +320,7 @@ TEST_CASE("small trivially copyable payloads travel with no heap allocation",
     count_allocations counter;
     value v = value::of(1, 2.0, 'c');
     auto [i, d, c] = std::move(v).get<int, double, char>();
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(i == 1);
     CHECK(d == 2.0);
@@ -364,7 +330,7 @@ TEST_CASE("small trivially copyable payloads travel with no heap allocation",
     count_allocations counter;
     value v = value::of("literal");
     std::string_view s = v.get<std::string_view>();
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(s == "literal");
   }
@@ -374,7 +340,7 @@ TEST_CASE("small trivially copyable payloads travel with no heap allocation",
     value v(std::move(s));
     value w(std::move(v));
     std::string out = std::move(w).get<std::string>();
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(out == "short");
   }
@@ -386,7 +352,7 @@ TEST_CASE("a large payload lives on the heap and moves by pointer", "[value][all
 
   count_allocations building;
   value v(big);
-  const long to_build = building.stop();
+  const std::size_t to_build = building.stop();
   CHECK(to_build == 1);
 
   count_allocations moving;
@@ -395,7 +361,7 @@ TEST_CASE("a large payload lives on the heap and moves by pointer", "[value][all
   x = std::move(w);
   const large* p = x.get_if<large>();
   large out = std::move(x).get<large>();
-  const long to_move = moving.stop();
+  const std::size_t to_move = moving.stop();
   CHECK(to_move == 0);
   REQUIRE(p != nullptr);
   CHECK(out.data[100] == 100);
@@ -463,7 +429,7 @@ TEST_CASE("a switch round trip with no payload or an int makes no heap allocatio
     g.switch_to();  // and once more, to warm up anything lazy
     count_allocations counter;
     for (int i = 0; i < rounds; ++i) g.switch_to();
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
   }
   SECTION("main and one greenlet, an int each way") {
@@ -474,7 +440,7 @@ TEST_CASE("a switch round trip with no payload or an int makes no heap allocatio
     x = g.switch_to(x).get<int>();
     count_allocations counter;
     for (int i = 0; i < rounds; ++i) x = g.switch_to(x).get<int>();
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(x == 2 + rounds);
   }
@@ -500,7 +466,7 @@ TEST_CASE("a switch round trip with no payload or an int makes no heap allocatio
     count = 0;
     count_allocations counter;
     a.switch_to();  // a resumes from main.switch_to() and ping-pongs rounds times again
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(count == rounds + 1);
   }
@@ -516,7 +482,7 @@ TEST_CASE("a switch round trip with no payload or an int makes no heap allocatio
       acc += g.switch_to(small16{1.0, 2.0}).get<small16>().y;
       acc += static_cast<double>(g.switch_to(small32{1, 2, 3, 4}).get<small32>().d);
     }
-    const long allocated = counter.stop();
+    const std::size_t allocated = counter.stop();
     CHECK(allocated == 0);
     CHECK(acc == 6.0 * rounds);
   }
