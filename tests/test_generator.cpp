@@ -3,6 +3,7 @@
 #include <greenlets/generator.hpp>
 #include <greenlets/greenlets.hpp>
 
+#include <cstddef>
 #include <cstdlib>
 #include <memory>
 #include <new>
@@ -14,8 +15,11 @@
 
 // ---------------------------------------------------------------------------
 // Counting operator new. This is the test binary's one replacement of the global
-// allocation functions: they count while `counting` is set on the calling thread and
-// otherwise just forward to malloc/free. Other tests may use `generator_test::allocations`.
+// allocation functions (every form, so that no pointer crosses between ours and the
+// runtime's, which ASan would report): they count while `counting` is set on the
+// calling thread and otherwise just forward to malloc/free. Other tests may use
+// `generator_test::count_allocations`. Valgrind replaces these functions with its own,
+// so there `counting_works()` is false and the allocation checks only say so.
 
 namespace generator_test {
 thread_local bool counting = false;
@@ -30,19 +34,64 @@ std::size_t count_allocations(F&& f) {
   counting = false;
   return allocations;
 }
+
+// True if our operator new is the one in use (not so under valgrind).
+bool counting_works() {
+  return count_allocations([] { delete new int(1); }) == 1;
+}
+
+void* allocate(std::size_t size, std::size_t align) noexcept {
+  if (counting) ++allocations;
+  if (size == 0) size = 1;
+  if (align <= alignof(std::max_align_t)) return std::malloc(size);
+  return std::aligned_alloc(align, (size + align - 1) / align * align);
+}
 }  // namespace generator_test
 
+// Not inlined anywhere: GCC 12 would then see free() paired with `new` and warn (a
+// false positive).
+[[gnu::noinline]] void release_allocation(void* p) noexcept { std::free(p); }
+
 void* operator new(std::size_t size) {
-  if (generator_test::counting) ++generator_test::allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  if (void* p = generator_test::allocate(size, 0)) return p;
   throw std::bad_alloc();
 }
 void* operator new[](std::size_t size) { return ::operator new(size); }
-// Not inlined: GCC 12 would then see free() paired with `new` and warn (a false positive).
-[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { ::operator delete(p); }
-void operator delete(void* p, std::size_t) noexcept { ::operator delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { ::operator delete(p); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return generator_test::allocate(size, 0);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return generator_test::allocate(size, 0);
+}
+void* operator new(std::size_t size, std::align_val_t align) {
+  if (void* p = generator_test::allocate(size, static_cast<std::size_t>(align))) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size, std::align_val_t align) {
+  return ::operator new(size, align);
+}
+void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  return generator_test::allocate(size, static_cast<std::size_t>(align));
+}
+void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  return generator_test::allocate(size, static_cast<std::size_t>(align));
+}
+void operator delete(void* p) noexcept { release_allocation(p); }
+void operator delete[](void* p) noexcept { release_allocation(p); }
+void operator delete(void* p, std::size_t) noexcept { release_allocation(p); }
+void operator delete[](void* p, std::size_t) noexcept { release_allocation(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { release_allocation(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { release_allocation(p); }
+void operator delete(void* p, std::align_val_t) noexcept { release_allocation(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { release_allocation(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release_allocation(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release_allocation(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  release_allocation(p);
+}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  release_allocation(p);
+}
 
 using greenlets::generator;
 using greenlets::yield;
@@ -573,6 +622,11 @@ TEST_CASE("using a moved-from generator is an error", "[generator][misuse]") {
 // Cost
 
 TEST_CASE("the per-item path makes no heap allocation", "[generator][alloc]") {
+  if (!generator_test::counting_works()) {
+    WARN("operator new is replaced by the tool running this test (valgrind): allocations "
+         "cannot be counted here; the normal and ASan builds check them");
+    return;
+  }
   SECTION("next() and the iterator") {
     generator<int> g([](yield<int>& y) {
       for (int i = 0;; ++i) y(i);
@@ -599,8 +653,12 @@ TEST_CASE("the per-item path makes no heap allocation", "[generator][alloc]") {
     CHECK(n == 0);
     CHECK(g.send(0) == 500500);
   }
-  SECTION("the counter itself works") {
-    std::size_t n = generator_test::count_allocations([] { delete new int(1); });
+  SECTION("the counter sees an allocation made by a body") {
+    generator<std::string> g([](yield<std::string>& y) {
+      for (;;) y(std::string(100, 'x'));  // too long for the small-string buffer
+    });
+    g.next();
+    std::size_t n = generator_test::count_allocations([&] { g.next(); });
     CHECK(n == 1);
   }
 }
