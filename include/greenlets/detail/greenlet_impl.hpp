@@ -763,6 +763,7 @@ GREENLETS_ALWAYS_INLINE value greenlet::switch_to(Args&&... args) {
   detail::greenlet_impl* t = p_;
   if (GREENLETS_UNLIKELY(ts == nullptr || t == nullptr || t->record != ts->record ||
                          ts->record->kills_pending.load(std::memory_order_relaxed))) {
+    if (t == nullptr) detail::throw_empty("switch_to");  // tells the compiler t is set below
     ts = &detail::checked_state("switch_to", t);
   }
   if (GREENLETS_LIKELY(t->status.load(std::memory_order_relaxed) == detail::status_started &&

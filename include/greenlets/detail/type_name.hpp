@@ -36,6 +36,7 @@ inline std::string type_name(const std::type_info& t) {
   replace_all(name, "std::basic_string<char, std::char_traits<char>, std::allocator<char> >",
               "std::string");
   replace_all(name, "std::basic_string_view<char, std::char_traits<char> >", "std::string_view");
+  for (std::size_t pos; (pos = name.find(" >")) != std::string::npos;) name.erase(pos, 1);
   return name;
 }
 
