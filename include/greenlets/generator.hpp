@@ -198,6 +198,7 @@ class generator {
   /// As `generator(body)`, with the body's stack size and allocator from `opts`.
   ///
   /// `opts.parent` is ignored: the consumer is the parent at each resume.
+  /// Python: calling a generator function, `g = func()`.
   template <class F, class = std::enable_if_t<std::is_invocable_v<F&, yield<T, S>&>>>
   generator(F body, options opts) : st_(std::make_unique<state>()) {
     opts.parent = detail::root_greenlet();
@@ -296,6 +297,8 @@ class generator {
   }
 
   /// An input iterator over the items; `*it` is the current item, `++it` resumes the body.
+  ///
+  /// Python: the iterator a `for` loop gets from `iter(g)` (which is `g` itself).
   class iterator {
    public:
     /// Input iterator: each item is seen once.
@@ -367,7 +370,9 @@ class generator {
     return iterator(this);
   }
 
-  /// The end iterator.
+  /// The end iterator, reached when the body has finished.
+  ///
+  /// Python: the `StopIteration` that ends a `for` loop.
   iterator end() noexcept { return iterator(); }
 
  private:
