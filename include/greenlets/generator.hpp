@@ -52,7 +52,8 @@ struct generator_state {
 
   std::optional<T> item;                  // the last yielded item, until taken
   sent_type* sent = nullptr;              // what send() passes, for the body's yield
-  greenlet* consumer = nullptr;          // who resumed the body; set only during a resume
+  greenlet_impl* consumer = nullptr;      // who resumed the body; set only during a resume
+  greenlet_impl* body_impl = nullptr;     // the body's record, kept alive by `body`
   std::exception_ptr failure;             // what the body threw
   generator_phase phase = generator_phase::fresh;
   yield<T, S> yielder;
@@ -63,29 +64,31 @@ struct generator_state {
 // two helpers below read the core's per-thread state directly.
 
 // The running greenlet of this thread, without taking a reference as current() does.
-inline greenlet_impl* running_greenlet() { return this_thread().current; }
+GREENLETS_ALWAYS_INLINE greenlet_impl* running_greenlet() { return this_thread().current; }
 
 // True if `g` is the greenlet running on this thread (false if none ever ran here).
-inline bool is_running(const greenlet& g) noexcept {
+GREENLETS_ALWAYS_INLINE bool is_running(const greenlet_impl* g) noexcept {
   thread_state* ts = tls_state;
-  return ts != nullptr && ts->current == greenlet_access::get(g);
+  return ts != nullptr && ts->current == g;
 }
 
-// A handle to a greenlet that holds no reference, for one that is known to stay alive
-// (the consumer, waiting inside next()). Never destroyed: that would drop a reference
-// it never took.
-class borrowed_greenlet {
- public:
-  explicit borrowed_greenlet(greenlet_impl* g) noexcept {
-    ::new (static_cast<void*>(buf_)) greenlet(greenlet_access::adopt(g));
+// This thread's state if `g` may be jumped to directly from here: same thread, no
+// kill queued by another thread (those run at a full switch). Null otherwise.
+GREENLETS_ALWAYS_INLINE thread_state* direct_jump_state(const greenlet_impl* g) noexcept {
+  thread_state* ts = tls_state;
+  if (GREENLETS_UNLIKELY(ts == nullptr || g->record != ts->record ||
+                         ts->record->kills_pending.load(std::memory_order_relaxed))) {
+    return nullptr;
   }
-  borrowed_greenlet(const borrowed_greenlet&) = delete;
-  borrowed_greenlet& operator=(const borrowed_greenlet&) = delete;
-  greenlet& get() noexcept { return *std::launder(reinterpret_cast<greenlet*>(buf_)); }
+  return ts;
+}
 
- private:
-  alignas(greenlet) unsigned char buf_[sizeof(greenlet)];
-};
+// Jumps from the running greenlet to `to`, which is suspended on this thread. The
+// per-item path of a generator: it already knows what switch_to would check.
+GREENLETS_ALWAYS_INLINE void direct_jump(thread_state& ts, greenlet_impl* to) {
+  value nothing;
+  jump(ts, to, trace_event::switch_to, nothing);
+}
 
 // The first greenlet of the calling thread's parent chain: a parent that keeps no
 // consumer alive between resumes (a suspended consumer must stay killable by dropping).
@@ -118,7 +121,7 @@ class yield {
   /// Throws: `error` if called from outside this generator's body; `greenlet_exit` when
   /// the generator is destroyed while suspended here (let it propagate).
   template <class U = T, class = std::enable_if_t<std::is_copy_constructible_v<U>>>
-  result_type operator()(const T& item) {
+  GREENLETS_ALWAYS_INLINE result_type operator()(const T& item) {
     check("yield");
     st_->item.emplace(item);
     return suspend();
@@ -128,7 +131,7 @@ class yield {
   ///
   /// Python: `yield item`.
   /// Throws: as the copying overload.
-  result_type operator()(T&& item) {
+  GREENLETS_ALWAYS_INLINE result_type operator()(T&& item) {
     check("yield");
     st_->item.emplace(std::move(item));
     return suspend();
@@ -140,17 +143,20 @@ class yield {
 
   explicit yield(detail::generator_state<T, S>* st) noexcept : st_(st) {}
 
-  void check(const char* op) const {
-    if (st_->consumer == nullptr || !detail::is_running(st_->body)) {
+  GREENLETS_ALWAYS_INLINE void check(const char* op) const {
+    if (st_->consumer == nullptr || !detail::is_running(st_->body_impl)) {
       throw error(std::string("greenlets: ") + op +
                   ": called outside the body of its generator (a yield belongs to the one "
                   "generator body it was given to)");
     }
   }
 
-  result_type suspend() {
+  GREENLETS_ALWAYS_INLINE result_type suspend() {
     st_->phase = detail::generator_phase::suspended;
-    (void)st_->consumer->switch_to();
+    // The consumer waits inside next()/send() on this thread, so it can be jumped to
+    // directly (once kills queued by other threads have run: one may have been it).
+    detail::thread_state& ts = detail::this_thread();
+    if (GREENLETS_LIKELY(st_->consumer != nullptr)) detail::direct_jump(ts, st_->consumer);
     if (GREENLETS_UNLIKELY(st_->consumer == nullptr)) {
       throw error("greenlets: yield: the body was resumed by a switch from outside its "
                   "generator");
@@ -214,9 +220,12 @@ class generator {
           }
           st->phase = detail::generator_phase::finished;
           // Finishing returns to the parent: make it whoever resumed us this time.
-          if (st->consumer != nullptr) current().set_parent(*st->consumer);
+          if (st->consumer != nullptr) {
+            current().set_parent(detail::greenlet_access::share(st->consumer));
+          }
         },
         std::move(opts));
+    st->body_impl = detail::greenlet_access::get(st->body);
   }
 
   /// Takes `other`'s body; `other` becomes empty.
@@ -243,7 +252,7 @@ class generator {
   /// Python: `next(g)` (where `std::nullopt` is `StopIteration`).
   /// Throws: what the body throws (once; the generator is finished afterwards);
   /// `error` if the generator is empty (moved from) or already running.
-  std::optional<T> next() {
+  GREENLETS_ALWAYS_INLINE std::optional<T> next() {
     if (!resume("next", nullptr)) return std::nullopt;
     return take();
   }
@@ -324,7 +333,7 @@ class generator {
     ///
     /// Python: `next(g)` inside a `for` loop.
     /// Throws: what the body throws.
-    iterator& operator++() {
+    GREENLETS_ALWAYS_INLINE iterator& operator++() {
       if (!gen_->resume("iterator::operator++", nullptr)) gen_ = nullptr;
       return *this;
     }
@@ -394,12 +403,38 @@ class generator {
   }
 
   // Runs the body until it yields (true: the item is in st.item) or ends (false).
-  bool resume(const char* op, typename state::sent_type* sent) {
+  GREENLETS_ALWAYS_INLINE bool resume(const char* op, typename state::sent_type* sent) {
+    state* st = st_.get();
+    detail::thread_state* ts;
+    if (GREENLETS_UNLIKELY(st == nullptr || st->phase != detail::generator_phase::suspended ||
+                           (ts = detail::direct_jump_state(st->body_impl)) == nullptr)) {
+      return resume_slow(op, sent);
+    }
+    st->item.reset();
+    st->consumer = ts->current;
+    st->sent = sent;
+    st->phase = detail::generator_phase::running;
+    try {
+      detail::direct_jump(*ts, st->body_impl);
+    } catch (...) {
+      // Not from the body (it catches everything): something threw into the consumer.
+      st->consumer = nullptr;
+      st->sent = nullptr;
+      if (st->phase == detail::generator_phase::running) st->phase = detail::generator_phase::suspended;
+      throw;
+    }
+    st->consumer = nullptr;
+    st->sent = nullptr;
+    if (GREENLETS_UNLIKELY(st->phase != detail::generator_phase::suspended)) return finish(op);
+    return true;
+  }
+
+  // The first resume, errors, and resumes that must go through a full switch.
+  GREENLETS_NOINLINE bool resume_slow(const char* op, typename state::sent_type* sent) {
     state& st = checked(op);
     if (st.phase == detail::generator_phase::finished) return false;
     st.item.reset();
-    detail::borrowed_greenlet me(detail::running_greenlet());
-    st.consumer = &me.get();
+    st.consumer = detail::running_greenlet();
     st.sent = sent;
     const detail::generator_phase before = st.phase;
     st.phase = detail::generator_phase::running;
@@ -434,8 +469,10 @@ class generator {
     return false;
   }
 
-  std::optional<T> take() {
-    std::optional<T> out(std::move(st_->item));
+  GREENLETS_ALWAYS_INLINE std::optional<T> take() {
+    // Reads the item alone, as yield wrote it: copying the whole optional would load
+    // the item and its flag at once, which stalls behind the two separate stores.
+    std::optional<T> out(std::in_place, std::move(*st_->item));
     st_->item.reset();
     return out;
   }
