@@ -97,7 +97,7 @@ struct greenlet_impl {
   greenlet_impl& operator=(const greenlet_impl&) = delete;
   virtual ~greenlet_impl();
 
-  virtual value invoke(value&& args) = 0;
+  virtual void invoke(value&& args, value& result) = 0;  // runs `run`; its result goes to `result`
   virtual void drop_run() noexcept = 0;
 
   bool is(std::uint8_t bits) const noexcept {
@@ -121,7 +121,7 @@ struct user_greenlet final : greenlet_impl {
     ::new (&fn) F(std::forward<G>(f));
   }
   ~user_greenlet() override { drop_run(); }
-  value invoke(value&& args) override { return invoke_run(fn, std::move(args)); }
+  void invoke(value&& args, value& result) override { invoke_run(fn, std::move(args), result); }
   void drop_run() noexcept override {
     if (has_fn) {
       has_fn = false;
@@ -135,7 +135,7 @@ struct main_greenlet final : greenlet_impl {
     is_main = true;
     status.store(status_started, std::memory_order_relaxed);
   }
-  value invoke(value&&) override { return value(); }
+  void invoke(value&&, value&) override {}
   void drop_run() noexcept override {}
 };
 
@@ -382,8 +382,8 @@ GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_eve
   landed(ts, self, t, result);
 }
 
-inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value result,
-                             std::exception_ptr failure);
+inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                             std::exception_ptr& failure);
 
 // Runs `self` to its end; returns the greenlet to resume, already prepared.
 inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::transfer_t t) {
@@ -392,14 +392,14 @@ inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::
   try {
     value args = std::move(ts.transfer);  // start() made it our inbox
     landed(ts, self, t, args);
-    result = self->invoke(std::move(args));
+    self->invoke(std::move(args), result);
   } catch (const greenlet_exit& e) {
     result.emplace<greenlet_exit>(e);
   } catch (...) {
     failure = std::current_exception();
   }
   self->drop_run();
-  return finish(ts, self, std::move(result), std::move(failure));
+  return finish(ts, self, result, failure);
 }
 
 // The bottom frame of every greenlet's stack.
@@ -451,6 +451,17 @@ inline void set_pending(thread_state& ts, std::exception_ptr e) noexcept {
 inline void clear_pending(thread_state& ts) noexcept {
   ts.pending = nullptr;
   ts.slow &= ~static_cast<unsigned>(slow_pending_exception);
+}
+
+// Starts `t` for a switch whose arguments are in `ts.transfer`; on failure (no
+// stack) drops them and throws.
+GREENLETS_NOINLINE inline void start_for_switch(thread_state& ts, greenlet_impl* t) {
+  try {
+    start(ts, t);
+  } catch (...) {
+    ts.transfer.reset();
+    throw;
+  }
 }
 
 // Finds who takes a payload meant for `t`: dead greenlets pass it to their parent,
@@ -509,10 +520,18 @@ GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace
 
 // The end of a greenlet: hand its result (or exception) to the parent chain and
 // return the greenlet to resume, prepared for the jump.
-inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value result,
-                             std::exception_ptr failure) {
+inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                             std::exception_ptr& failure) {
   self->set(status_dead);
   ts.unlink_active(self);
+  greenlet_impl* parent = self->parent;
+  if (GREENLETS_LIKELY(!failure &&
+                       parent->status.load(std::memory_order_relaxed) == status_started)) {
+    // The common end: a live parent waits in a switch; hand it the result directly.
+    *parent->inbox = std::move(result);
+    prepare_jump(ts, self, parent, trace_event::switch_to);
+    return parent;
+  }
   ts.transfer = std::move(result);
   if (failure) {
     set_pending(ts, std::move(failure));
@@ -728,7 +747,9 @@ greenlet::greenlet(F&& run, options opts) {
     detail::share_current(ts);
   }
   g->stack_size = detail::round_to_pages(opts.stack_size);
-  g->allocator = std::move(opts.allocator);
+  if (opts.allocator.resource() != detail::pooled_resource().get()) {
+    g->allocator = std::move(opts.allocator);
+  }
   p_ = g;
 }
 
@@ -769,6 +790,12 @@ GREENLETS_ALWAYS_INLINE value greenlet::switch_to(Args&&... args) {
   if (GREENLETS_LIKELY(t->status.load(std::memory_order_relaxed) == detail::status_started &&
                        t != ts->current)) {
     if constexpr (sizeof...(Args) != 0) t->inbox->assign(std::forward<Args>(args)...);
+    detail::jump(*ts, t, trace_event::switch_to, result);
+  } else if (t->status.load(std::memory_order_relaxed) == 0) {
+    // The first switch: start it here rather than in deliver(), so that no function
+    // returns right after the jump (that would miss the return-stack predictor).
+    if constexpr (sizeof...(Args) != 0) ts->transfer.assign(std::forward<Args>(args)...);
+    detail::start_for_switch(*ts, t);
     detail::jump(*ts, t, trace_event::switch_to, result);
   } else {
     if constexpr (sizeof...(Args) != 0) ts->transfer.assign(std::forward<Args>(args)...);

@@ -55,50 +55,53 @@ template <class F>
 struct callable_params<F, std::void_t<decltype(&F::operator())>>
     : callable_params<decltype(&F::operator())> {};
 
+// Calls `f(a...)` and puts what it returns in `result` (nothing for void).
 template <class F, class... A>
-value call_and_wrap(F& f, A&&... a) {
+void call_into(value& result, F& f, A&&... a) {
   using R = std::invoke_result_t<F&, A...>;
   if constexpr (std::is_void_v<R>) {
     std::invoke(f, std::forward<A>(a)...);
-    return value();
   } else if constexpr (std::is_same_v<std::decay_t<R>, value>) {
-    return std::invoke(f, std::forward<A>(a)...);
+    result = std::invoke(f, std::forward<A>(a)...);
   } else {
-    return value(std::invoke(f, std::forward<A>(a)...));
+    result.emplace<std::decay_t<R>>(std::invoke(f, std::forward<A>(a)...));
   }
 }
 
 template <class F, class... P, std::size_t... I>
-value call_with_params(F& f, value&& args, param_list<P...>, std::index_sequence<I...>) {
+void call_with_params(F& f, value&& args, value& result, param_list<P...>,
+                      std::index_sequence<I...>) {
   if constexpr (sizeof...(P) == 1) {
     using P0 = std::tuple_element_t<0, std::tuple<P...>>;
     std::decay_t<P0> a = std::move(args).template get<std::decay_t<P0>>();
-    return call_and_wrap(f, std::forward<P0>(a));
+    call_into(result, f, std::forward<P0>(a));
   } else {
     auto t = std::move(args).template get<std::tuple<std::decay_t<P>...>>();
-    return call_and_wrap(f, std::forward<P>(std::get<I>(t))...);
+    call_into(result, f, std::forward<P>(std::get<I>(t))...);
   }
 }
 
-// Runs `f` with what the first switch sent: a `run` taking no parameters gets
-// nothing (anything sent is a bad_value_cast), one taking a `value` gets it whole,
-// and one with concrete parameters gets them converted (bad_value_cast on mismatch).
+// Runs `f` with what the first switch sent, putting its result in `result`: a `run`
+// taking no parameters gets nothing (anything sent is a bad_value_cast), one taking a
+// `value` gets it whole, and one with concrete parameters gets them converted
+// (bad_value_cast on mismatch).
 template <class F>
-value invoke_run(F& f, value&& args) {
+void invoke_run(F& f, value&& args, value& result) {
   if constexpr (std::is_invocable_v<F&>) {
     if (args.has_value()) {
       throw bad_value_cast("greenlets: bad_value_cast: run takes no arguments, but the first "
                            "switch_to sent " + type_name(args.type()));
     }
-    return call_and_wrap(f);
+    call_into(result, f);
   } else if constexpr (std::is_invocable_v<F&, value&&>) {
-    return call_and_wrap(f, std::move(args));
+    call_into(result, f, std::move(args));
   } else {
     static_assert(callable_params<F>::known,
                   "greenlets: run must take no parameters, a greenlets::value, or concrete "
                   "parameters (a generic or overloaded call operator cannot be deduced)");
     using params = typename callable_params<F>::type;
-    return call_with_params(f, std::move(args), params{}, std::make_index_sequence<params::size>{});
+    call_with_params(f, std::move(args), result, params{},
+                     std::make_index_sequence<params::size>{});
   }
 }
 
