@@ -13,86 +13,8 @@
 #include <type_traits>
 #include <vector>
 
-// ---------------------------------------------------------------------------
-// Counting operator new. This is the test binary's one replacement of the global
-// allocation functions (every form, so that no pointer crosses between ours and the
-// runtime's, which ASan would report): they count while `counting` is set on the
-// calling thread and otherwise just forward to malloc/free. Other tests may use
-// `generator_test::count_allocations`. Valgrind replaces these functions with its own,
-// so there `counting_works()` is false and the allocation checks only say so.
+#include "support/counting_new.hpp"
 
-namespace generator_test {
-thread_local bool counting = false;
-thread_local std::size_t allocations = 0;
-
-// Counts the heap allocations made on this thread while `f` runs.
-template <class F>
-std::size_t count_allocations(F&& f) {
-  allocations = 0;
-  counting = true;
-  f();
-  counting = false;
-  return allocations;
-}
-
-// True if our operator new is the one in use (not so under valgrind).
-bool counting_works() {
-  // A direct call: a new-expression could be elided (clang does at -O1).
-  return count_allocations([] { ::operator delete(::operator new(1)); }) == 1;
-}
-
-void* allocate(std::size_t size, std::size_t align) noexcept {
-  if (counting) ++allocations;
-  if (size == 0) size = 1;
-  if (align <= alignof(std::max_align_t)) return std::malloc(size);
-  return std::aligned_alloc(align, (size + align - 1) / align * align);
-}
-}  // namespace generator_test
-
-// None of these is inlined: GCC 12 would see free() paired with `new` and warn (a false
-// positive), and valgrind, which replaces them by symbol, would miss inlined copies.
-[[gnu::noinline]] void release_allocation(void* p) noexcept { std::free(p); }
-
-[[gnu::noinline]] void* operator new(std::size_t size) {
-  if (void* p = generator_test::allocate(size, 0)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void* operator new[](std::size_t size) { return ::operator new(size); }
-[[gnu::noinline]] void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  return generator_test::allocate(size, 0);
-}
-[[gnu::noinline]] void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return generator_test::allocate(size, 0);
-}
-[[gnu::noinline]] void* operator new(std::size_t size, std::align_val_t align) {
-  if (void* p = generator_test::allocate(size, static_cast<std::size_t>(align))) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void* operator new[](std::size_t size, std::align_val_t align) {
-  return ::operator new(size, align);
-}
-[[gnu::noinline]] void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-  return generator_test::allocate(size, static_cast<std::size_t>(align));
-}
-[[gnu::noinline]] void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
-  return generator_test::allocate(size, static_cast<std::size_t>(align));
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, std::align_val_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::align_val_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  release_allocation(p);
-}
-[[gnu::noinline]] void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  release_allocation(p);
-}
 
 using greenlets::generator;
 using greenlets::yield;
@@ -623,7 +545,7 @@ TEST_CASE("using a moved-from generator is an error", "[generator][misuse]") {
 // Cost
 
 TEST_CASE("the per-item path makes no heap allocation", "[generator][alloc]") {
-  if (!generator_test::counting_works()) {
+  if (!test_support::counting_works()) {
     WARN("operator new is replaced by the tool running this test (valgrind): allocations "
          "cannot be counted here; the normal and ASan builds check them");
     return;
@@ -634,7 +556,7 @@ TEST_CASE("the per-item path makes no heap allocation", "[generator][alloc]") {
     });
     CHECK(g.next() == 0);  // the start may allocate (stack, bookkeeping)
     long sum = 0;
-    std::size_t n = generator_test::count_allocations([&] {
+    std::size_t n = test_support::count_allocations([&] {
       for (int i = 0; i < 1000; ++i) sum += *g.next();
       auto it = g.begin();
       for (int i = 0; i < 1000; ++i, ++it) sum += *it;
@@ -648,7 +570,7 @@ TEST_CASE("the per-item path makes no heap allocation", "[generator][alloc]") {
       for (;;) total += y(total).value_or(0);
     });
     CHECK(g.next() == 0);
-    std::size_t n = generator_test::count_allocations([&] {
+    std::size_t n = test_support::count_allocations([&] {
       for (long i = 1; i <= 1000; ++i) g.send(i);
     });
     CHECK(n == 0);
@@ -659,7 +581,7 @@ TEST_CASE("the per-item path makes no heap allocation", "[generator][alloc]") {
       for (;;) y(std::string(100, 'x'));  // too long for the small-string buffer
     });
     g.next();
-    std::size_t n = generator_test::count_allocations([&] { g.next(); });
+    std::size_t n = test_support::count_allocations([&] { g.next(); });
     CHECK(n == 1);
   }
 }

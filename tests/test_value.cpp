@@ -3,8 +3,8 @@
 // types; and what it costs: small payloads and plain round trips allocate nothing.
 //
 // The allocation counts use the test binary's one replacement of the global operator
-// new, in test_generator.cpp (`generator_test::counting` / `allocations`): it counts the
-// calls made on the current thread while `counting` is set.
+// new (tests/support/counting_new.cpp): it counts the calls made on the current thread
+// while `test_support::counting` is set.
 #include <catch2/catch.hpp>
 
 #include <array>
@@ -20,10 +20,7 @@
 
 #include <greenlets/greenlets.hpp>
 
-namespace generator_test {
-extern thread_local bool counting;
-extern thread_local std::size_t allocations;
-}  // namespace generator_test
+#include "support/counting_new.hpp"
 
 namespace {
 
@@ -37,16 +34,16 @@ using greenlets::value;
 class count_allocations {
  public:
   count_allocations() noexcept {
-    generator_test::allocations = 0;
-    generator_test::counting = true;
+    test_support::allocations = 0;
+    test_support::counting = true;
   }
-  ~count_allocations() { generator_test::counting = false; }
+  ~count_allocations() { test_support::counting = false; }
   count_allocations(const count_allocations&) = delete;
   count_allocations& operator=(const count_allocations&) = delete;
 
   std::size_t stop() noexcept {
-    generator_test::counting = false;
-    return generator_test::allocations;
+    test_support::counting = false;
+    return test_support::allocations;
   }
 };
 
