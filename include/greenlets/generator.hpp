@@ -50,11 +50,11 @@ struct generator_state {
 
   explicit generator_state() : yielder(this) {}
 
-  std::optional<T> item;                  // the last yielded item, until taken
-  sent_type* sent = nullptr;              // what send() passes, for the body's yield
-  greenlet_impl* consumer = nullptr;      // who resumed the body; set only during a resume
-  greenlet_impl* body_impl = nullptr;     // the body's record, kept alive by `body`
-  std::exception_ptr failure;             // what the body threw
+  std::optional<T> item;               // the last yielded item, until taken
+  sent_type* sent = nullptr;           // what send() passes, for the body's yield
+  greenlet_impl* consumer = nullptr;   // who resumed the body; set only during a resume
+  greenlet_impl* body_impl = nullptr;  // the body's record, kept alive by `body`
+  std::exception_ptr failure;          // what the body threw
   generator_phase phase = generator_phase::fresh;
   yield<T, S> yielder;
   greenlet body;  // last, so it is destroyed (and the body unwound) first
@@ -158,8 +158,9 @@ class yield {
     detail::thread_state& ts = detail::this_thread();
     if (GREENLETS_LIKELY(st_->consumer != nullptr)) detail::direct_jump(ts, st_->consumer);
     if (GREENLETS_UNLIKELY(st_->consumer == nullptr)) {
-      throw error("greenlets: yield: the body was resumed by a switch from outside its "
-                  "generator");
+      throw error(
+          "greenlets: yield: the body was resumed by a switch from outside its "
+          "generator");
     }
     if constexpr (!std::is_void_v<S>) {
       if (st_->sent == nullptr) return std::nullopt;
@@ -268,8 +269,9 @@ class generator {
   std::optional<T> send(typename state::sent_type x) {
     state& st = checked("send");
     if (st.phase == detail::generator_phase::fresh) {
-      throw error("greenlets: generator::send: the generator has not started, so no yield "
-                  "is waiting for the value; call next() first");
+      throw error(
+          "greenlets: generator::send: the generator has not started, so no yield "
+          "is waiting for the value; call next() first");
     }
     if (st.phase == detail::generator_phase::finished) {
       throw error("greenlets: generator::send: the generator has finished");
@@ -294,16 +296,12 @@ class generator {
   /// True once the body has finished (returned or thrown); `next()` then gives nullopt.
   ///
   /// Python: `inspect.getgeneratorstate(g) == GEN_CLOSED`.
-  bool finished() const noexcept {
-    return !st_ || st_->phase == detail::generator_phase::finished;
-  }
+  bool finished() const noexcept { return !st_ || st_->phase == detail::generator_phase::finished; }
 
   /// True once the body has started.
   ///
   /// Python: `inspect.getgeneratorstate(g) != GEN_CREATED`.
-  bool started() const noexcept {
-    return st_ && st_->phase != detail::generator_phase::fresh;
-  }
+  bool started() const noexcept { return st_ && st_->phase != detail::generator_phase::fresh; }
 
   /// An input iterator over the items; `*it` is the current item, `++it` resumes the body.
   ///
@@ -420,7 +418,8 @@ class generator {
       // Not from the body (it catches everything): something threw into the consumer.
       st->consumer = nullptr;
       st->sent = nullptr;
-      if (st->phase == detail::generator_phase::running) st->phase = detail::generator_phase::suspended;
+      if (st->phase == detail::generator_phase::running)
+        st->phase = detail::generator_phase::suspended;
       throw;
     }
     st->consumer = nullptr;

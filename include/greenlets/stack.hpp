@@ -156,8 +156,8 @@ inline std::size_t count_mappings() noexcept {
 // mprotect fails with ENOMEM on a mapped range only when the split needs a mapping
 // over vm.max_map_count (or the kernel is out of memory for one).
 [[noreturn]] inline void throw_mprotect_failure(int err) {
-  if (err == ENOMEM) throw_map_count_reached("mprotect of a guard page", count_mappings(),
-                                             read_max_map_count());
+  if (err == ENOMEM)
+    throw_map_count_reached("mprotect of a guard page", count_mappings(), read_max_map_count());
   throw error(std::string("greenlets: stack allocation: mprotect of a guard page failed: ") +
               std::strerror(err));
 }
@@ -177,8 +177,8 @@ inline void install_guards(char* base, std::size_t slot, std::size_t n) {
         iov[i].iov_base = base + i * slot;
         iov[i].iov_len = guard;
       }
-      const long done = ::syscall(SYS_process_madvise, pidfd_self, iov, n,
-                                  GREENLETS_MADV_GUARD_INSTALL, 0U);
+      const long done =
+          ::syscall(SYS_process_madvise, pidfd_self, iov, n, GREENLETS_MADV_GUARD_INSTALL, 0U);
       if (done == static_cast<long>(n * guard)) {
         guard_batch_mode.store(1, std::memory_order_relaxed);
         guard_mode.store(guard_madvise, std::memory_order_relaxed);
@@ -366,11 +366,11 @@ class stack_pool {
 
   struct chunk {
     char* base = nullptr;
-    std::size_t slot = 0;        // guard + stack bytes
+    std::size_t slot = 0;  // guard + stack bytes
     std::size_t slots = 0;
-    std::size_t used = 0;        // slots handed out or cached warm
-    std::uint64_t free = 0;      // bit i: slot i is free in the chunk
-    std::uint64_t dirty = 0;     // bit i: free, with pages possibly still resident
+    std::size_t used = 0;     // slots handed out or cached warm
+    std::uint64_t free = 0;   // bit i: slot i is free in the chunk
+    std::uint64_t dirty = 0;  // bit i: free, with pages possibly still resident
     chunk* partial_prev = nullptr;
     chunk* partial_next = nullptr;
     chunk* dirty_prev = nullptr;
@@ -391,8 +391,8 @@ class stack_pool {
   struct bucket {
     std::size_t size = 0;
     std::vector<stack_context> warm;
-    partial_list partial;                 // chunks of this size with free slots
-    std::size_t next_slots = 4;           // chunks grow 4, 8, ... 64 slots
+    partial_list partial;        // chunks of this size with free slots
+    std::size_t next_slots = 4;  // chunks grow 4, 8, ... 64 slots
   };
 
   static bool push(std::vector<stack_context>& v, stack_context sc) noexcept {
@@ -539,8 +539,7 @@ class pooled_stack_resource final : public stack_resource {
 // The one pooled resource that pooled_stacks() hands out. A greenlet given it uses
 // the default path, which reaches the pool without a virtual call.
 inline const std::shared_ptr<stack_resource>& pooled_resource() {
-  static const std::shared_ptr<stack_resource> resource =
-      std::make_shared<pooled_stack_resource>();
+  static const std::shared_ptr<stack_resource> resource = std::make_shared<pooled_stack_resource>();
   return resource;
 }
 
@@ -565,9 +564,7 @@ class malloc_stack_resource final : public stack_resource {
 ///
 /// Spawning makes no system call once the pool is warm; a thread keeps at most 256
 /// free stacks of each size and unmaps the rest.
-inline stack_allocator pooled_stacks() {
-  return stack_allocator(detail::pooled_resource());
-}
+inline stack_allocator pooled_stacks() { return stack_allocator(detail::pooled_resource()); }
 
 /// Stacks with a guard page, mapped for each greenlet and unmapped when it ends.
 inline stack_allocator guarded_stacks() {

@@ -40,11 +40,11 @@ struct is_tuple<std::tuple<Ts...>> : std::true_type {};
 // What a `value` needs to know about the type it holds. One static instance per type.
 struct value_vtable {
   const std::type_info* type;
-  std::size_t arity;             // 1 for one value, N for a std::tuple of N
-  bool tuple;                    // several values, held as a std::tuple
-  bool on_heap;                  // the buffer holds a pointer to the payload
-  bool relocate_by_memcpy;       // moving the buffer bytes moves the payload
-  bool trivial_destroy;          // nothing to do to destroy it
+  std::size_t arity;                                // 1 for one value, N for a std::tuple of N
+  bool tuple;                                       // several values, held as a std::tuple
+  bool on_heap;                                     // the buffer holds a pointer to the payload
+  bool relocate_by_memcpy;                          // moving the buffer bytes moves the payload
+  bool trivial_destroy;                             // nothing to do to destroy it
   void (*relocate)(void* dst, void* src) noexcept;  // move-construct dst, destroy src
   void (*destroy)(void* storage) noexcept;
   const std::type_info& (*element_type)(std::size_t i) noexcept;
@@ -55,8 +55,8 @@ inline constexpr std::size_t value_buffer_size = 32;
 
 template <class T>
 inline constexpr bool value_inline =
-    sizeof(T) <= value_buffer_size && alignof(T) <= alignof(std::max_align_t) &&
-    std::is_nothrow_move_constructible_v<T>;
+    sizeof(T) <= value_buffer_size &&
+    alignof(T) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<T>;
 
 template <class T>
 struct value_ops {
@@ -86,7 +86,8 @@ struct value_ops {
     }
   }
   template <std::size_t... I>
-  static const std::type_info& element_type_impl(std::size_t i, std::index_sequence<I...>) noexcept {
+  static const std::type_info& element_type_impl(std::size_t i,
+                                                 std::index_sequence<I...>) noexcept {
     static const std::type_info* const types[] = {&typeid(std::tuple_element_t<I, T>)...};
     return *types[i];
   }
@@ -131,7 +132,10 @@ struct value_ops {
       is_tuple<T>::value,
       !inline_,
       !inline_ || std::is_trivially_copyable_v<T>,
+      // clang-format 14 reads `inline_ &&` as an rvalue-reference declarator.
+      // clang-format off
       inline_ && std::is_trivially_destructible_v<T>,
+      // clang-format on
       &relocate,
       &destroy,
       &element_type,

@@ -23,10 +23,10 @@
 #ifdef NDEBUG
 #define GREENLETS_ASSERT(cond, msg) ((void)0)
 #else
-#define GREENLETS_ASSERT(cond, msg)                                                         \
-  ((cond) ? (void)0                                                                         \
+#define GREENLETS_ASSERT(cond, msg)                                                        \
+  ((cond) ? (void)0                                                                        \
           : (std::fprintf(stderr, "%s:%d: greenlets: internal error: %s (%s)\n", __FILE__, \
-                          __LINE__, msg, #cond),                                            \
+                          __LINE__, msg, #cond),                                           \
              std::abort()))
 #endif
 

@@ -24,10 +24,10 @@ struct callable_params {
 
 // QUALS is a list of qualifiers; it cannot be parenthesised.
 #define GREENLETS_DETAIL_MEMFN_PARAMS(QUALS) /* NOLINT(bugprone-macro-parentheses) */ \
-  template <class R, class C, class... A>            \
-  struct callable_params<R (C::*)(A...) QUALS> {     \
-    static constexpr bool known = true;              \
-    using type = param_list<A...>;                   \
+  template <class R, class C, class... A>                                             \
+  struct callable_params<R (C::*)(A...) QUALS> {                                      \
+    static constexpr bool known = true;                                               \
+    using type = param_list<A...>;                                                    \
   };
 GREENLETS_DETAIL_MEMFN_PARAMS()
 GREENLETS_DETAIL_MEMFN_PARAMS(const)
@@ -35,7 +35,7 @@ GREENLETS_DETAIL_MEMFN_PARAMS(&)
 GREENLETS_DETAIL_MEMFN_PARAMS(const&)
 GREENLETS_DETAIL_MEMFN_PARAMS(noexcept)
 GREENLETS_DETAIL_MEMFN_PARAMS(const noexcept)
-GREENLETS_DETAIL_MEMFN_PARAMS(& noexcept)
+GREENLETS_DETAIL_MEMFN_PARAMS(&noexcept)
 GREENLETS_DETAIL_MEMFN_PARAMS(const& noexcept)
 #undef GREENLETS_DETAIL_MEMFN_PARAMS
 
@@ -89,8 +89,10 @@ template <class F>
 void invoke_run(F& f, value&& args, value& result) {
   if constexpr (std::is_invocable_v<F&>) {
     if (args.has_value()) {
-      throw bad_value_cast("greenlets: bad_value_cast: run takes no arguments, but the first "
-                           "switch_to sent " + type_name(args.type()));
+      throw bad_value_cast(
+          "greenlets: bad_value_cast: run takes no arguments, but the first "
+          "switch_to sent " +
+          type_name(args.type()));
     }
     call_into(result, f);
   } else if constexpr (std::is_invocable_v<F&, value&&>) {
