@@ -187,6 +187,7 @@ struct thread_state {
   greenlet_impl* orphan = nullptr;
   trace_function trace;
   greenlet_impl* active_head = nullptr;
+  unsigned stack_color = 0;           // staggers the tops of new stacks (see start())
 
   thread_state();
   ~thread_state();
@@ -427,7 +428,11 @@ inline void start(thread_state& ts, greenlet_impl* g) {
   g->stack = sc;
   tool_stack_allocated(g->tools, sc);
   g->inbox = &ts.transfer;
-  g->ctx = fctx::make_fcontext(sc.sp, sc.size, &greenlet_entry);
+  // Staggered tops: stacks are page-aligned, and greenlets switching to each other
+  // with frames at the same offset in a page suffer 4K-aliasing stalls.
+  const std::size_t stagger = (ts.stack_color++ % 16) * 128;
+  g->ctx = fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger,
+                               &greenlet_entry);
   g->set(status_started);
   ts.link_active(g);
 }
