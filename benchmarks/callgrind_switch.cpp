@@ -18,12 +18,7 @@
 #include "common/bench.hpp"
 #include "greenlets/greenlet.hpp"
 
-#if !defined(GREENLETS_BENCH_NO_GENERATOR) && __has_include("greenlets/generator.hpp")
 #include "greenlets/generator.hpp"
-#define GREENLETS_BENCH_HAVE_GENERATOR 1
-#else
-#define GREENLETS_BENCH_HAVE_GENERATOR 0
-#endif
 
 namespace {
 
@@ -72,7 +67,6 @@ void raw_int(long long n) {
   }
 }
 
-#if GREENLETS_BENCH_HAVE_GENERATOR
 void generator(long long n) {
   greenlets::generator<int> items([](greenlets::yield<int>& yield) {
     for (int i = 0;; ++i) yield(i);
@@ -82,7 +76,6 @@ void generator(long long n) {
     bench::do_not_optimize(x);
   }
 }
-#endif
 
 void raw_generator(long long n) {
   int slot = 0;
@@ -130,9 +123,7 @@ int main(int argc, char** argv) {
   else if (mode == "raw_switch") raw_switch(n);
   else if (mode == "greenlet_int") greenlet_int(n);
   else if (mode == "raw_int") raw_int(n);
-#if GREENLETS_BENCH_HAVE_GENERATOR
   else if (mode == "generator") generator(n);
-#endif
   else if (mode == "raw_generator") raw_generator(n);
   else if (mode == "greenlet_spawn") greenlet_spawn(n);
   else if (mode == "raw_spawn") raw_spawn(n);

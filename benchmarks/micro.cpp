@@ -26,12 +26,7 @@
 #include "common/bench.hpp"
 #include "greenlets/greenlet.hpp"
 
-#if !defined(GREENLETS_BENCH_NO_GENERATOR) && __has_include("greenlets/generator.hpp")
 #include "greenlets/generator.hpp"
-#define GREENLETS_BENCH_HAVE_GENERATOR 1
-#else
-#define GREENLETS_BENCH_HAVE_GENERATOR 0
-#endif
 
 namespace {
 
@@ -127,7 +122,6 @@ void spawn_pooled(benchmark::State& state) { spawn_with(state, greenlets::pooled
 void spawn_guarded(benchmark::State& state) { spawn_with(state, greenlets::guarded_stacks()); }
 void spawn_malloc(benchmark::State& state) { spawn_with(state, greenlets::malloc_stacks()); }
 
-#if GREENLETS_BENCH_HAVE_GENERATOR
 void generator_item(benchmark::State& state) {
   greenlets::generator<int> items([](greenlets::yield<int>& yield) {
     for (int i = 0;; ++i) yield(i);
@@ -137,7 +131,6 @@ void generator_item(benchmark::State& state) {
     bench::do_not_optimize(x);
   }
 }
-#endif
 
 // ---- raw Boost.Context peers ----------------------------------------------------------
 
@@ -217,9 +210,7 @@ const std::vector<entry>& entries() {
       {"greenlet/switch_round_trip/three_args", switch_three_args, "raw_fiber/round_trip"},
       {"greenlet/throw_to_round_trip", throw_to_round_trip, "raw_fiber/round_trip"},
       {"raw_fiber/generator_item", raw_generator_item, "raw_fiber/generator_item"},
-#if GREENLETS_BENCH_HAVE_GENERATOR
       {"greenlet/generator_item", generator_item, "raw_fiber/generator_item"},
-#endif
       {"raw_fiber/spawn_pooled_fixedsize", raw_spawn_pooled, "raw_fiber/spawn_pooled_fixedsize"},
       {"raw_fiber/spawn_fixedsize", raw_spawn_fixedsize, "raw_fiber/spawn_pooled_fixedsize"},
       {"greenlet/spawn/default", spawn_default, "raw_fiber/spawn_pooled_fixedsize"},
@@ -264,10 +255,6 @@ int main(int argc, char** argv) {
       "ns per operation; --n is not used\n"
       "note:       Debian's libbenchmark prints \"Library was built as DEBUG\": that is the "
       "Google Benchmark library itself (packaged without NDEBUG), not this binary\n";
-#if !GREENLETS_BENCH_HAVE_GENERATOR
-  info += "note:       greenlets/generator.hpp not found (or GREENLETS_BENCH_NO_GENERATOR "
-          "set): no generator row\n";
-#endif
   bench::print_header(opt, info);
 
   for (int rep = 0; rep < opt.reps; ++rep)

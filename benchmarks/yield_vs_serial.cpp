@@ -27,12 +27,7 @@
 #include "common/bench.hpp"
 #include "greenlets/greenlet.hpp"
 
-#if !defined(GREENLETS_BENCH_NO_GENERATOR) && __has_include("greenlets/generator.hpp")
 #include "greenlets/generator.hpp"
-#define GREENLETS_BENCH_HAVE_GENERATOR 1
-#else
-#define GREENLETS_BENCH_HAVE_GENERATOR 0
-#endif
 
 namespace {
 
@@ -66,14 +61,12 @@ void run_greenlet(long long n) {
   consumer.switch_to();  // an empty value ends the consumer
 }
 
-#if GREENLETS_BENCH_HAVE_GENERATOR
 void run_generator(long long n) {
   greenlets::generator<int> items([n](greenlets::yield<int>& yield) {
     for (long long i = 0; i < n; ++i) yield(static_cast<int>(i));
   });
   for (int x : items) consume(x);
 }
-#endif
 
 void run_raw_fiber(long long n) {
   int slot = 0;
@@ -109,17 +102,12 @@ int main(int argc, char** argv) {
   std::string info =
       "method:     a producer of N ints, a consumer that adds each one up; C++ columns "
       "interleaved in this process\n";
-#if !GREENLETS_BENCH_HAVE_GENERATOR
-  info += "note:       greenlets/generator.hpp not found (or GREENLETS_BENCH_NO_GENERATOR set): no generator column\n";
-#endif
   bench::print_header(opt, info);
 
   bench::suite s(opt);
   s.add("serial", run_serial);
   s.add("greenlet", run_greenlet);
-#if GREENLETS_BENCH_HAVE_GENERATOR
   s.add("generator", run_generator);
-#endif
   s.add("raw_fiber", run_raw_fiber);
   s.add("coroutine2", run_coroutine2, 1, 0, "serial", "pull_type, default fixedsize stack");
   s.run();
