@@ -244,6 +244,9 @@ class generator {
 
   /// Unwinds an unfinished body: `greenlet_exit` is thrown at its pending `yield`.
   ///
+  /// Do not destroy a generator while its body runs (from the body itself, or while it
+  /// is switched away in the middle of a `next()`): that `next()` is still running on
+  /// this object, as with any object destroyed during one of its member functions.
   /// Python: `g.close()` (run when a generator is collected).
   ~generator() { reset(); }
 
