@@ -163,9 +163,10 @@ class yield {
           "generator");
     }
     if constexpr (!std::is_void_v<S>) {
-      if (st_->sent == nullptr) return std::nullopt;
-      std::optional<S> out(std::move(*st_->sent));
-      st_->sent = nullptr;
+      // One return object built in place on both paths: g++ 12 at -O3 warns that a
+      // separately returned std::nullopt "may be used uninitialized".
+      std::optional<S> out;
+      if (S* sent = std::exchange(st_->sent, nullptr)) out.emplace(std::move(*sent));
       return out;
     }
   }
