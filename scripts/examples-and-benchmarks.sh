@@ -8,7 +8,7 @@ scripts/setup-debian.sh cmake g++ libboost-context-dev catch2 libbenchmark-dev \
   python3-greenlet python3-gevent
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DGREENLETS_BUILD_TESTS=OFF >/dev/null
 cmake --build build/bench -j "$(nproc)"
-for example in build/bench/examples/[0-9][0-9]_*; do
+for example in build/bench/examples/example_[0-9][0-9]_*; do
   [ -x "$example" ] || continue
   echo "=== $(basename "$example")"
   "$example"
