@@ -8,10 +8,13 @@ scripts/setup-debian.sh cmake g++ libboost-context-dev catch2 libbenchmark-dev \
   python3-greenlet python3-gevent
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DGREENLETS_BUILD_TESTS=OFF >/dev/null
 cmake --build build/bench -j "$(nproc)"
+ran=0
 for example in build/bench/examples/example_[0-9][0-9]_*; do
   [ -x "$example" ] || continue
   echo "=== $(basename "$example")"
   "$example"
+  ran=$((ran + 1))
 done
+[ "$ran" -gt 0 ] || { echo "greenlets: no example was built" >&2; exit 1; }
 ctest --test-dir build/bench --output-on-failure
 benchmarks/run_all.sh build/bench
