@@ -430,7 +430,7 @@ inline void start(thread_state& ts, greenlet_impl* g) {
   g->inbox = &ts.transfer;
   // Staggered tops: stacks are page-aligned, and greenlets switching to each other
   // with frames at the same offset in a page suffer 4K-aliasing stalls.
-  const std::size_t stagger = (ts.stack_color++ % 16) * 128;
+  const std::size_t stagger = (ts.stack_color++ % 8) * 64;
   g->ctx = fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger,
                                &greenlet_entry);
   g->set(status_started);
