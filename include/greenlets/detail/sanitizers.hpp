@@ -64,6 +64,7 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 #if defined(GREENLETS_VALGRIND) && GREENLETS_VALGRIND
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #define GREENLETS_VALGRIND_ACTIVE 1
 #endif
@@ -108,6 +109,9 @@ inline void tool_stack_allocated(tool_state& self, const boost::context::stack_c
   self.fiber = __tsan_create_fiber(0);
 #endif
 #if defined(GREENLETS_VALGRIND_ACTIVE)
+  // A reused stack keeps memcheck's view from its last life (the area below its old
+  // frames marked inaccessible); make_fcontext writes its first frame there.
+  VALGRIND_MAKE_MEM_UNDEFINED(bottom, sc.size);
   self.stack_id = VALGRIND_STACK_REGISTER(bottom, static_cast<char*>(sc.sp));
 #endif
 }
