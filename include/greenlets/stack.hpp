@@ -52,6 +52,7 @@ inline constexpr std::size_t default_stack_size = std::size_t{256} * 1024;
 /// Python: none (greenlet copies stack slices to the heap instead).
 class stack_resource {
  public:
+  /// Destroys the resource; stacks it handed out must have been given back.
   virtual ~stack_resource() = default;
   /// Returns a stack of at least `size` usable bytes; throws `std::bad_alloc` or `error`.
   virtual stack_context allocate(std::size_t size) = 0;
