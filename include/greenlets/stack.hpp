@@ -329,17 +329,8 @@ class stack_pool {
     return n;
   }
 
-  // Chunks mapped now, and free slots in them (for tests).
+  // Chunks mapped now (for tests).
   std::size_t chunk_count() const noexcept { return chunks_.size(); }
-  std::size_t free_slot_count() const noexcept {
-    std::size_t n = 0;
-    for (const auto& entry : chunks_) {
-      n += static_cast<std::size_t>(__builtin_popcountll(entry.second->free));
-    }
-    return n;
-  }
-  // Free slots whose pages may still be resident (for tests).
-  std::size_t dirty_slot_count() const noexcept { return dirty_; }
 
  private:
   struct chunk;
