@@ -1,15 +1,17 @@
 // Exceptions escaping `run` (DESIGN rule 3) and the per-greenlet exception state of
 // the C++ runtime (rule 10): `std::current_exception()`, `throw;` and
 // `std::uncaught_exceptions()` must see only the running greenlet's own exceptions.
-#include <catch2/catch.hpp>
-
-#include <greenlets/greenlets.hpp>
-
 #include <exception>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <greenlets/greenlets.hpp>
+
+#include "support/tracking.hpp"
 
 namespace {
 
@@ -26,21 +28,8 @@ struct key_error : std::runtime_error {
 };
 
 // What std::current_exception() holds now: "none", a std::exception's what(),
-// "greenlet_exit" or "other". Rethrowing and catching here leaves the caller's
-// exception state as it was.
-std::string current_what() {
-  std::exception_ptr e = std::current_exception();
-  if (!e) return "none";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (const greenlet_exit&) {
-    return "greenlet_exit";
-  } catch (...) {
-    return "other";
-  }
-}
+// "greenlet_exit" or "other".
+std::string current_what() { return test_support::describe(std::current_exception()); }
 
 // What `throw;` rethrows here (call only inside a handler).
 std::string rethrow_what() {
@@ -138,8 +127,7 @@ TEST_CASE("an exception escaping run passes over an unstarted parent, which neve
   CHECK(g.dead());
 }
 
-TEST_CASE("greenlet_exit escaping run arrives at the parent as a value",
-          "[exceptions][rule3]") {
+TEST_CASE("greenlet_exit escaping run arrives at the parent as a value", "[exceptions][rule3]") {
   // greenlet: test_throw.py::ThrowTests::test_kill (the returned GreenletExit instance)
   SECTION("greenlet_exit itself") {
     greenlet g([] { throw greenlet_exit(); });
@@ -284,8 +272,7 @@ TEST_CASE("two greenlets switching from inside their catch blocks keep their own
       std::exception_ptr mine = std::current_exception();
       b.switch_to();  // B starts; it comes back here from inside its own catch
       log.push_back("A sees " + current_what());
-      log.push_back(std::string("A same ptr ") +
-                    (std::current_exception() == mine ? "yes" : "no"));
+      log.push_back(std::string("A same ptr ") + (std::current_exception() == mine ? "yes" : "no"));
       log.push_back("A throw; gives " + rethrow_what());
       b.switch_to();  // B finishes its catch and returns to its parent (main)
       log.push_back("A after B died sees " + current_what());
@@ -442,8 +429,7 @@ TEST_CASE("two greenlets both unwinding through switching destructors count sepa
     ~switcher() {
       log->push_back(name + " dtor uncaught " + std::to_string(std::uncaught_exceptions()));
       other->switch_to();
-      log->push_back(name + " dtor back uncaught " +
-                     std::to_string(std::uncaught_exceptions()));
+      log->push_back(name + " dtor back uncaught " + std::to_string(std::uncaught_exceptions()));
     }
   };
   auto body = [&log](const std::string& name, greenlet* other) {
@@ -453,8 +439,7 @@ TEST_CASE("two greenlets both unwinding through switching destructors count sepa
         switcher inner{&log, name + "-inner", other};
         throw std::runtime_error(name);
       } catch (...) {
-        log.push_back(name + " inner catch uncaught " +
-                      std::to_string(std::uncaught_exceptions()));
+        log.push_back(name + " inner catch uncaught " + std::to_string(std::uncaught_exceptions()));
         throw;
       }
     } catch (const std::runtime_error& e) {

@@ -19,28 +19,16 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/tracking.hpp"
+
 using greenlets::current;
 using greenlets::greenlet;
 using greenlets::greenlet_exit;
 
 namespace {
 
-// Counts live copies of itself: a greenlet's `run` that captures one shows whether
-// the captures were destroyed.
-struct live_counter {
-  std::atomic<int> live{0};
-};
-
-class tracked {
- public:
-  explicit tracked(live_counter& c) noexcept : c_(&c) { ++c_->live; }
-  tracked(const tracked& other) noexcept : c_(other.c_) { ++c_->live; }
-  tracked& operator=(const tracked&) = delete;
-  ~tracked() { --c_->live; }
-
- private:
-  live_counter* c_;
-};
+using test_support::live_counter;
+using test_support::tracked;
 
 // Appends `name` to `log` when destroyed: a destructor on a greenlet's stack.
 class recorder {
@@ -75,19 +63,6 @@ class counting_stacks final : public greenlets::stack_resource {
   greenlets::stack_allocator inner_ = greenlets::guarded_stacks();
 };
 
-std::string describe(const std::exception_ptr& e) {
-  if (!e) return "";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (const greenlet_exit&) {
-    return "greenlet_exit";
-  } catch (...) {
-    return "unknown exception";
-  }
-}
-
 // Installs an unraisable handler that records every report; restores the previous
 // handler when it goes.
 class unraisable_capture {
@@ -102,7 +77,7 @@ class unraisable_capture {
     previous_ = greenlets::set_unraisable_handler(
         [this](const greenlet& where, std::exception_ptr e, std::string_view what) {
           std::lock_guard<std::mutex> lock(mutex_);
-          reports_.push_back(report{where, describe(e), std::string(what)});
+          reports_.push_back(report{where, test_support::describe(e, ""), std::string(what)});
         });
   }
   unraisable_capture(const unraisable_capture&) = delete;
@@ -419,8 +394,7 @@ TEST_CASE("storing a new handle during the kill resurrects the greenlet without 
   CHECK(capture.take().empty());
 }
 
-TEST_CASE("a greenlet whose last handle goes while it runs keeps running",
-          "[lifetime][rule6]") {
+TEST_CASE("a greenlet whose last handle goes while it runs keeps running", "[lifetime][rule6]") {
   unraisable_capture capture;
   std::vector<std::string> log;
   live_counter captures;
@@ -466,7 +440,7 @@ TEST_CASE("values in flight are not lost when the sender's last handle goes mid-
   greenlet initiator;
   worker = greenlet([&] {
     greenlets::value v = current().parent().switch_to();  // wait for the value
-    worker = greenlet();                                   // no handle left to ourselves
+    worker = greenlet();                                  // no handle left to ourselves
     initiator.set_parent(current().parent());
     try {
       current().parent().switch_to(std::move(v));
@@ -524,9 +498,10 @@ TEST_CASE("dropping a child unwinds the parent it alone kept alive", "[lifetime]
   CHECK(capture.take().empty());
 }
 
-TEST_CASE("a greenlet suspended with current().parent().switch_to() is unwound when its creator "
-          "drops it",
-          "[lifetime][rule6]") {
+TEST_CASE(
+    "a greenlet suspended with current().parent().switch_to() is unwound when its creator "
+    "drops it",
+    "[lifetime][rule6]") {
   std::vector<std::string> log;
   greenlet creator([&log] {
     {

@@ -19,6 +19,8 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/tracking.hpp"
+
 using greenlets::current;
 using greenlets::greenlet;
 using greenlets::greenlet_exit;
@@ -84,20 +86,8 @@ class recorder {
   std::string name_;
 };
 
-struct live_counter {
-  std::atomic<int> live{0};
-};
-
-class tracked {
- public:
-  explicit tracked(live_counter& c) noexcept : c_(&c) { ++c_->live; }
-  tracked(const tracked& other) noexcept : c_(other.c_) { ++c_->live; }
-  tracked& operator=(const tracked&) = delete;
-  ~tracked() { --c_->live; }
-
- private:
-  live_counter* c_;
-};
+using test_support::live_counter;
+using test_support::tracked;
 
 // The message of the greenlets::error that `f` throws, or a description of what happened.
 template <class F>
@@ -363,9 +353,10 @@ TEST_CASE("a thread that ends unwinds every suspended greenlet it still owns, in
 }
 
 // greenlet: test_greenlet.py::TestGreenlet::test_dealloc_other_thread
-TEST_CASE("a suspended greenlet dropped in another thread is unwound in its own thread at its "
-          "next switch",
-          "[threads][rule6]") {
+TEST_CASE(
+    "a suspended greenlet dropped in another thread is unwound in its own thread at its "
+    "next switch",
+    "[threads][rule6]") {
   journal log;
   greenlet handoff;
   gate handed_over;

@@ -513,19 +513,24 @@ class guarded_stack_resource final : public stack_resource {
   void deallocate(stack_context sc) noexcept override { unmap_guarded_stack(sc); }
 };
 
+// A stack from this thread's pool (a fresh one once the thread has destroyed its pool).
+inline stack_context pool_allocate(std::size_t size) {
+  if (stack_pool* pool = stack_pool::local()) return pool->allocate(size);
+  return map_guarded_stack(size);
+}
+
+inline void pool_deallocate(stack_context sc) noexcept {
+  if (stack_pool* pool = stack_pool::local()) {
+    pool->deallocate(sc);
+  } else {
+    unmap_guarded_stack(sc);
+  }
+}
+
 class pooled_stack_resource final : public stack_resource {
  public:
-  stack_context allocate(std::size_t size) override {
-    if (stack_pool* pool = stack_pool::local()) return pool->allocate(size);
-    return map_guarded_stack(size);
-  }
-  void deallocate(stack_context sc) noexcept override {
-    if (stack_pool* pool = stack_pool::local()) {
-      pool->deallocate(sc);
-    } else {
-      unmap_guarded_stack(sc);
-    }
-  }
+  stack_context allocate(std::size_t size) override { return pool_allocate(size); }
+  void deallocate(stack_context sc) noexcept override { pool_deallocate(sc); }
 };
 
 // The one pooled resource that pooled_stacks() hands out. A greenlet given it uses

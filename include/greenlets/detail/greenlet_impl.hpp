@@ -22,9 +22,9 @@
 #define GREENLETS_DETAIL_GREENLET_IMPL_HPP
 
 #include <atomic>
-#include <cstring>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <new>
@@ -54,7 +54,7 @@ struct thread_record {
   std::atomic<std::size_t> refs{1};
   std::thread::id id = std::this_thread::get_id();
   unsigned long number = next_number();
-  std::mutex mutex;                   // guards `alive` and `kill_queue`
+  std::mutex mutex;  // guards `alive` and `kill_queue`
   bool alive = true;
   std::vector<greenlet_impl*> kill_queue;
   std::atomic<bool> kills_pending{false};
@@ -78,13 +78,13 @@ struct greenlet_impl {
   std::atomic<std::size_t> refs{1};
   std::atomic<std::uint8_t> status{0};
   bool is_main = false;
-  thread_record* record;              // strong reference
-  greenlet_impl* parent;              // strong reference; null for a main greenlet
+  thread_record* record;                             // strong reference
+  greenlet_impl* parent;                             // strong reference; null for a main greenlet
   boost::context::detail::fcontext_t ctx = nullptr;  // where it resumes, while switched out
-  exception_state eh;                 // the exception globals while switched out
+  exception_state eh;                                // the exception globals while switched out
   tool_state tools;
   stack_context stack{};
-  value* inbox = nullptr;             // where the pending switch wants its result
+  value* inbox = nullptr;  // where the pending switch wants its result
   std::size_t stack_size = default_stack_size;
   stack_allocator allocator;
   greenlet_impl* active_prev = nullptr;  // this thread's started, unfinished greenlets
@@ -112,7 +112,7 @@ struct greenlet_impl {
 template <class F>
 struct user_greenlet final : greenlet_impl {
   union {
-    F fn;                              // destroyed once run has finished
+    F fn;  // destroyed once run has finished
   };
   bool has_fn = true;
 
@@ -164,15 +164,14 @@ struct greenlet_access {
   static greenlet_impl* get(const greenlet& g) noexcept { return g.p_; }
 };
 
-
 // ---------------------------------------------------------------------------
 // Per-thread state
 
 enum slow_bits : unsigned {
-  slow_pending_exception = 1,   // `pending` holds an exception to raise in the target
-  slow_tracing = 2,             // a trace function is installed
-  slow_orphan = 4,              // `orphan` holds a greenlet whose handles all went while it ran
-  slow_finished = 8,            // the greenlet that jumped here has finished: free its stack
+  slow_pending_exception = 1,  // `pending` holds an exception to raise in the target
+  slow_tracing = 2,            // a trace function is installed
+  slow_orphan = 4,             // `orphan` holds a greenlet whose handles all went while it ran
+  slow_finished = 8,           // the greenlet that jumped here has finished: free its stack
 };
 
 struct thread_state {
@@ -182,12 +181,12 @@ struct thread_state {
   thread_record* record;
   unsigned slow = 0;
   trace_event event = trace_event::switch_to;
-  value transfer;                     // a payload being routed, or the first switch's arguments
+  value transfer;  // a payload being routed, or the first switch's arguments
   std::exception_ptr pending;
   greenlet_impl* orphan = nullptr;
   trace_function trace;
   greenlet_impl* active_head = nullptr;
-  unsigned stack_color = 0;           // staggers the tops of new stacks (see start())
+  unsigned stack_color = 0;  // staggers the tops of new stacks (see start())
 
   thread_state();
   ~thread_state();
@@ -222,8 +221,9 @@ struct thread_state_owner {
 
 GREENLETS_COLD inline thread_state& create_thread_state() {
   if (tls_state_destroyed) {
-    throw error("greenlets: this thread's greenlet state was already destroyed (the thread is "
-                "exiting)");
+    throw error(
+        "greenlets: this thread's greenlet state was already destroyed (the thread is "
+        "exiting)");
   }
   // Touch the stack pool first so that it outlives the state, which returns stacks
   // to it while unwinding at thread exit.
@@ -343,17 +343,15 @@ inline void free_stack(greenlet_impl* g) noexcept {
   tool_stack_freed(g->tools, g->stack);
   if (stack_resource* r = g->allocator.resource()) {
     r->deallocate(g->stack);
-  } else if (stack_pool* pool = stack_pool::local()) {
-    pool->deallocate(g->stack);
   } else {
-    unmap_guarded_stack(g->stack);
+    pool_deallocate(g->stack);  // the default, without a virtual call
   }
   g->stack = stack_context();
 }
 
 // Makes `to` current and hands it the exception globals; the caller then jumps.
 GREENLETS_ALWAYS_INLINE void prepare_jump(thread_state& ts, greenlet_impl* from, greenlet_impl* to,
-                         trace_event ev) noexcept {
+                                          trace_event ev) noexcept {
   ts.event = ev;
   ts.current = to;
   std::memcpy(&from->eh, ts.eh, sizeof(exception_state));
@@ -408,7 +406,7 @@ inline void greenlet_entry(fctx::transfer_t t) noexcept {
   thread_state& ts = *tls_state;
   greenlet_impl* self = ts.current;  // the jumper made us current
   greenlet_impl* next = run_greenlet(ts, self, t);
-  ts.slow |= slow_finished;          // the greenlet landing next frees this stack
+  ts.slow |= slow_finished;  // the greenlet landing next frees this stack
   tool_before_switch(self->tools, next->tools, true);
   fctx::jump_fcontext(next->ctx, self);
   GREENLETS_ASSERT(false, "a finished greenlet was resumed");
@@ -417,22 +415,15 @@ inline void greenlet_entry(fctx::transfer_t t) noexcept {
 // Gives `g` its stack; it runs at the next jump to it.
 inline void start(thread_state& ts, greenlet_impl* g) {
   stack_resource* r = g->allocator.resource();
-  stack_context sc;
-  if (r != nullptr) {
-    sc = r->allocate(g->stack_size);
-  } else if (stack_pool* pool = stack_pool::local()) {
-    sc = pool->allocate(g->stack_size);
-  } else {
-    sc = map_guarded_stack(g->stack_size);
-  }
+  const stack_context sc = r != nullptr ? r->allocate(g->stack_size) : pool_allocate(g->stack_size);
   g->stack = sc;
   tool_stack_allocated(g->tools, sc);
   g->inbox = &ts.transfer;
   // Staggered tops: stacks are page-aligned, and greenlets switching to each other
   // with frames at the same offset in a page suffer 4K-aliasing stalls.
   const std::size_t stagger = (ts.stack_color++ % 8) * 64;
-  g->ctx = fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger,
-                               &greenlet_entry);
+  g->ctx =
+      fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
   g->set(status_started);
   ts.link_active(g);
 }
@@ -763,7 +754,8 @@ inline greenlet::greenlet(const greenlet& other) noexcept : p_(other.p_) {
 }
 
 // Self-assignment is safe: the new reference is taken before the old one goes.
-inline greenlet& greenlet::operator=(const greenlet& other) noexcept {  // NOLINT(bugprone-unhandled-self-assignment)
+inline greenlet& greenlet::operator=(
+    const greenlet& other) noexcept {  // NOLINT(bugprone-unhandled-self-assignment)
   if (other.p_ != nullptr) detail::add_ref(other.p_);
   detail::greenlet_impl* old = std::exchange(p_, other.p_);
   if (old != nullptr) detail::release(old);
@@ -827,8 +819,7 @@ inline bool greenlet::started() const noexcept {
 inline bool greenlet::dead() const noexcept { return p_ != nullptr && p_->is(detail::status_dead); }
 
 inline bool greenlet::active() const noexcept {
-  return p_ != nullptr &&
-         p_->status.load(std::memory_order_acquire) == detail::status_started;
+  return p_ != nullptr && p_->status.load(std::memory_order_acquire) == detail::status_started;
 }
 
 inline bool greenlet::is_main() const noexcept { return p_ != nullptr && p_->is_main; }
