@@ -15,10 +15,10 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
 
-#include "common/bench.hpp"
+#include "greenlets/generator.hpp"
 #include "greenlets/greenlet.hpp"
 
-#include "greenlets/generator.hpp"
+#include "common/bench.hpp"
 
 namespace {
 
@@ -119,14 +119,22 @@ int main(int argc, char** argv) {
   }
   const std::string mode = argv[1];
   const long long n = std::atoll(argv[2]);
-  if (mode == "greenlet_switch") greenlet_switch(n);
-  else if (mode == "raw_switch") raw_switch(n);
-  else if (mode == "greenlet_int") greenlet_int(n);
-  else if (mode == "raw_int") raw_int(n);
-  else if (mode == "generator") generator(n);
-  else if (mode == "raw_generator") raw_generator(n);
-  else if (mode == "greenlet_spawn") greenlet_spawn(n);
-  else if (mode == "raw_spawn") raw_spawn(n);
+  if (mode == "greenlet_switch")
+    greenlet_switch(n);
+  else if (mode == "raw_switch")
+    raw_switch(n);
+  else if (mode == "greenlet_int")
+    greenlet_int(n);
+  else if (mode == "raw_int")
+    raw_int(n);
+  else if (mode == "generator")
+    generator(n);
+  else if (mode == "raw_generator")
+    raw_generator(n);
+  else if (mode == "greenlet_spawn")
+    greenlet_spawn(n);
+  else if (mode == "raw_spawn")
+    raw_spawn(n);
   else {
     std::fprintf(stderr, "callgrind_switch: unknown mode %s\n", mode.c_str());
     return 2;

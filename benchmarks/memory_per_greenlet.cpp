@@ -25,8 +25,9 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
 
-#include "common/bench.hpp"
 #include "greenlets/greenlet.hpp"
+
+#include "common/bench.hpp"
 
 namespace {
 
@@ -138,9 +139,8 @@ run_result measure(const std::string& name, long long n, Make make) {
   r.create_s = t1 - t0;
   // The vector's own buffer was reserved (and untouched pages are not resident) before
   // rss0, but its touched part is counted: one handle per greenlet, as a user would hold.
-  r.rss_per_bytes = r.created ? static_cast<double>(rss1 - rss0) * 1024.0 /
-                                    static_cast<double>(r.created)
-                              : 0;
+  r.rss_per_bytes =
+      r.created ? static_cast<double>(rss1 - rss0) * 1024.0 / static_cast<double>(r.created) : 0;
   const double t2 = bench::now_seconds();
   all.clear();  // unwinds every suspended greenlet (or fiber)
   r.destroy_s = bench::now_seconds() - t2;
@@ -209,8 +209,7 @@ bool in_child(Job job, run_result& out, std::string& failure) {
     return false;
   }
   if (!decode(text, out)) {
-    failure = "child exited with status " + std::to_string(WEXITSTATUS(status)) +
-              " and no result";
+    failure = "child exited with status " + std::to_string(WEXITSTATUS(status)) + " and no result";
     return false;
   }
   return true;
@@ -230,8 +229,8 @@ int main(int argc, char** argv) {
   bench::options opt = bench::parse(argc, argv, "memory_per_greenlet", 100000,
                                     " [--counts 100000,1000000] [--alloc a,b,...]");
   std::vector<long long> counts;
-  std::vector<std::string> allocs = {"default", "pooled_stacks", "guarded_stacks",
-                                     "malloc_stacks", "raw_fiber", "python"};
+  std::vector<std::string> allocs = {"default",       "pooled_stacks", "guarded_stacks",
+                                     "malloc_stacks", "raw_fiber",     "python"};
   bool counts_given = false;
   for (size_t i = 0; i < opt.rest.size(); ++i) {
     if (opt.rest[i] == "--counts" && i + 1 < opt.rest.size()) {
@@ -250,13 +249,13 @@ int main(int argc, char** argv) {
 
   std::string counts_text;
   for (long long c : counts) counts_text += (counts_text.empty() ? "" : ", ") + bench::fmt_count(c);
-  std::string info = "counts:     " + counts_text + "\n" + "vm.max_map_count: " + std::to_string(max_map_count()) +
-                     "   MemAvailable at start: " +
-                     std::to_string(mem_available_kib() / 1024) + " MiB" +
-                     "   safety stop below 3 GiB available\n"
-                     "method:     each greenlet touches 1 KiB of its stack, switches back and "
-                     "stays suspended; one child process per row; stack size " +
-                     std::to_string(greenlets::default_stack_size / 1024) + " KiB\n";
+  std::string info =
+      "counts:     " + counts_text + "\n" + "vm.max_map_count: " + std::to_string(max_map_count()) +
+      "   MemAvailable at start: " + std::to_string(mem_available_kib() / 1024) + " MiB" +
+      "   safety stop below 3 GiB available\n"
+      "method:     each greenlet touches 1 KiB of its stack, switches back and "
+      "stays suspended; one child process per row; stack size " +
+      std::to_string(greenlets::default_stack_size / 1024) + " KiB\n";
   opt.reps = 1;  // one run per row: the header's repetition count says so
   bench::print_header(opt, info);
 
@@ -311,9 +310,10 @@ int main(int argc, char** argv) {
   }
 
   if (opt.json) {
-    std::printf("{\"benchmark\": \"memory_per_greenlet\", \"n\": %lld, \"max_map_count\": %lld, "
-                "\"results\": [",
-                opt.n, max_map_count());
+    std::printf(
+        "{\"benchmark\": \"memory_per_greenlet\", \"n\": %lld, \"max_map_count\": %lld, "
+        "\"results\": [",
+        opt.n, max_map_count());
     bool first = true;
     for (auto& r : rows) {
       std::string why;
@@ -321,12 +321,13 @@ int main(int argc, char** argv) {
         if (c == '"' || c == '\\') why += '\\';
         why += c;
       }
-      std::printf("%s\n  {\"name\": \"%s\", \"n\": %lld, \"created\": %lld, \"seconds\": %.6g, "
-                  "\"ns_per_op\": %.6g, \"rss_bytes_per_greenlet\": %.1f, "
-                  "\"destroy_seconds\": %.6g, \"maps\": %lld, \"stopped_by\": \"%s\"}",
-                  first ? "" : ",", r.name.c_str(), r.requested, r.created, r.create_s,
-                  r.created ? r.create_s * 1e9 / static_cast<double>(r.created) : 0.0,
-                  r.rss_per_bytes, r.destroy_s, r.maps, why.c_str());
+      std::printf(
+          "%s\n  {\"name\": \"%s\", \"n\": %lld, \"created\": %lld, \"seconds\": %.6g, "
+          "\"ns_per_op\": %.6g, \"rss_bytes_per_greenlet\": %.1f, "
+          "\"destroy_seconds\": %.6g, \"maps\": %lld, \"stopped_by\": \"%s\"}",
+          first ? "" : ",", r.name.c_str(), r.requested, r.created, r.create_s,
+          r.created ? r.create_s * 1e9 / static_cast<double>(r.created) : 0.0, r.rss_per_bytes,
+          r.destroy_s, r.maps, why.c_str());
       first = false;
     }
     std::printf("\n]}\n");
@@ -350,7 +351,8 @@ int main(int argc, char** argv) {
       std::printf(" %8s", "-");
     std::printf(" %10.2f %10.2f", create_us, r.destroy_s * 1e6 / c);
     if (fiber)
-      std::printf(" %8.2f", create_us / (fiber->create_s * 1e6 / static_cast<double>(fiber->created)));
+      std::printf(" %8.2f",
+                  create_us / (fiber->create_s * 1e6 / static_cast<double>(fiber->created)));
     else
       std::printf(" %8s", "-");
     std::printf(" %8s\n", r.maps ? bench::fmt_count(r.maps).c_str() : "-");

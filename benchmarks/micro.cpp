@@ -23,10 +23,10 @@
 #include <boost/context/fixedsize_stack.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
 
-#include "common/bench.hpp"
+#include "greenlets/generator.hpp"
 #include "greenlets/greenlet.hpp"
 
-#include "greenlets/generator.hpp"
+#include "common/bench.hpp"
 
 namespace {
 
@@ -241,8 +241,8 @@ class collecting_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::options opt = bench::parse(argc, argv, "micro", 1,
-                                    " [--benchmark_* options of Google Benchmark]");
+  bench::options opt =
+      bench::parse(argc, argv, "micro", 1, " [--benchmark_* options of Google Benchmark]");
   std::vector<char*> gb_argv{argv[0]};
   for (auto& a : opt.rest) gb_argv.push_back(a.data());
   int gb_argc = static_cast<int>(gb_argv.size());
@@ -285,11 +285,12 @@ int main(int argc, char** argv) {
     for (const std::string& name : reporter.order) {
       const auto& v = reporter.samples[name];
       const std::string peer = peer_of(name);
-      std::printf("%s\n  {\"name\": \"%s\", \"seconds\": %.6g, \"ns_per_op\": %.6g, "
-                  "\"min\": %.6g, \"median\": %.6g, \"peer\": \"%s\", \"ratio_to_peer\": %.6g}",
-                  first ? "" : ",", name.c_str(), bench::median_of(v) * 1e-9,
-                  bench::median_of(v), bench::min_of(v), bench::median_of(v), peer.c_str(),
-                  med(peer) > 0 ? bench::median_of(v) / med(peer) : 0.0);
+      std::printf(
+          "%s\n  {\"name\": \"%s\", \"seconds\": %.6g, \"ns_per_op\": %.6g, "
+          "\"min\": %.6g, \"median\": %.6g, \"peer\": \"%s\", \"ratio_to_peer\": %.6g}",
+          first ? "" : ",", name.c_str(), bench::median_of(v) * 1e-9, bench::median_of(v),
+          bench::min_of(v), bench::median_of(v), peer.c_str(),
+          med(peer) > 0 ? bench::median_of(v) / med(peer) : 0.0);
       first = false;
     }
     std::printf("\n]}\n");

@@ -25,8 +25,9 @@
 
 #include <boost/context/fiber.hpp>
 
-#include "common/bench.hpp"
 #include "greenlets/greenlet.hpp"
+
+#include "common/bench.hpp"
 
 namespace {
 
@@ -113,8 +114,7 @@ void futex_wait(std::atomic<int>& word, int expected) {
             nullptr, 0);
 }
 void futex_wake(std::atomic<int>& word) {
-  ::syscall(SYS_futex, reinterpret_cast<int*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
-            0);
+  ::syscall(SYS_futex, reinterpret_cast<int*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
 int pin_cpu = -1;
@@ -157,8 +157,8 @@ void run_threads(long long n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::options opt = bench::parse(argc, argv, "switch_overhead", 100'000'000,
-                                    " [--thread-n N] [--python-n N]");
+  bench::options opt =
+      bench::parse(argc, argv, "switch_overhead", 100'000'000, " [--thread-n N] [--python-n N]");
   long long thread_n = std::max(1000LL, opt.n / 1000);
   long long python_n = std::max(1000LL, opt.n / 20);
   for (size_t i = 0; i < opt.rest.size(); ++i) {
@@ -190,10 +190,12 @@ int main(int argc, char** argv) {
   std::string info =
       "method:     f1: res += i, f2: res *= i, N iterations each; switched columns make 2N "
       "one-way switches\n"
-      "threads:    both threads pinned to CPU " + std::to_string(pin_cpu) +
-      " with sched_setaffinity inside this binary (futex hand-off), n=" +
-      bench::fmt_count(thread_n) + ", scaled to N\n"
-      "python:     n=" + bench::fmt_count(python_n) + ", scaled to N (Python is linear in N)\n";
+      "threads:    both threads pinned to CPU " +
+      std::to_string(pin_cpu) + " with sched_setaffinity inside this binary (futex hand-off), n=" +
+      bench::fmt_count(thread_n) +
+      ", scaled to N\n"
+      "python:     n=" +
+      bench::fmt_count(python_n) + ", scaled to N (Python is linear in N)\n";
   bench::print_header(opt, info);
 
   bench::suite s(opt);

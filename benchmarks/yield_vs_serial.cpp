@@ -16,18 +16,18 @@
 // headers (inlined into this file), which -Werror would turn into a failed build.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-#include <boost/context/fiber.hpp>
-#include <boost/coroutine2/coroutine.hpp>
-
 #include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "common/bench.hpp"
-#include "greenlets/greenlet.hpp"
+#include <boost/context/fiber.hpp>
+#include <boost/coroutine2/coroutine.hpp>
 
 #include "greenlets/generator.hpp"
+#include "greenlets/greenlet.hpp"
+
+#include "common/bench.hpp"
 
 namespace {
 
@@ -115,8 +115,8 @@ int main(int argc, char** argv) {
   if (opt.no_python) {
     std::fprintf(opt.json ? stderr : stdout, "Python columns skipped (--no-python)\n");
   } else if (!bench::python_has("sys")) {
-    std::fprintf(opt.json ? stderr : stdout,
-                 "Python columns skipped: %s not found\n", bench::python_path());
+    std::fprintf(opt.json ? stderr : stdout, "Python columns skipped: %s not found\n",
+                 bench::python_path());
   } else {
     auto py = bench::run_python("yield_vs_serial.py",
                                 std::to_string(opt.n) + " " + std::to_string(opt.reps));

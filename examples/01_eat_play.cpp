@@ -4,10 +4,10 @@
 // hand control to each other with switch(). The first switch starts a greenlet and
 // passes its arguments ("egon"); later switches resume it where it stopped.
 // Python: g1 = greenlet(eat); g2 = greenlet(play); g1.switch('egon')
-#include <greenlets/greenlets.hpp>
-
 #include <iostream>
 #include <string>
+
+#include <greenlets/greenlets.hpp>
 
 // A greenlet is a handle: g1 and g2 are declared first so that eat and play can name
 // each other, as the Python module-level globals do.
@@ -18,12 +18,12 @@ void eat(const std::string& name) {
   std::cout << name << " eat 1\n";
   g2.switch_to("egon");  // starts play("egon"); we continue here when someone switches back
   std::cout << name << " eat 2\n";
-  g2.switch_to();        // resumes play where it stopped (no arguments needed now)
+  g2.switch_to();  // resumes play where it stopped (no arguments needed now)
 }
 
 void play(const std::string& name) {
   std::cout << name << " play 1\n";
-  g1.switch_to();        // back to eat, just after its g2.switch_to("egon")
+  g1.switch_to();  // back to eat, just after its g2.switch_to("egon")
   std::cout << name << " play 2\n";
 }  // play returns: control goes to g2's *parent*, main, not to eat
 

@@ -5,9 +5,9 @@
 // prints 34 and ends. Nothing ever switches to test2 again, so 78 is never printed.
 // The document warns this "may leak"; in C++, dropping the last handle of the
 // suspended greenlet unwinds its stack, so its destructors run.
-#include <greenlets/greenlets.hpp>
-
 #include <iostream>
+
+#include <greenlets/greenlets.hpp>
 
 greenlets::greenlet gr1;
 greenlets::greenlet gr2;

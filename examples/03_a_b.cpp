@@ -3,9 +3,9 @@
 // From document 001, "(2)greenlet模块实现程序间切换执行" (switching between functions
 // with greenlet), and the same program as func1/func2 in document 003 (6.1.1).
 // A starts, switches to B, B switches back to A, A switches to B again, B ends.
-#include <greenlets/greenlets.hpp>
-
 #include <iostream>
+
+#include <greenlets/greenlets.hpp>
 
 greenlets::greenlet g1;
 greenlets::greenlet g2;
@@ -26,7 +26,7 @@ void B() {
 int main() {
   g1 = greenlets::greenlet(A);  // "启动一个线程" says the document: it starts nothing yet;
   g2 = greenlets::greenlet(B);  // a greenlet only runs when switched to
-  g1.switch_to();  // returns when B ends
+  g1.switch_to();               // returns when B ends
 
   // A still waits in its second switch_to; dropping the handles unwinds it.
   g1 = greenlets::greenlet();

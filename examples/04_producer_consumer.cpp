@@ -4,12 +4,12 @@
 // generator that waits at `bun = yield` for the producer to send() it a bun. Here the
 // generator's body runs on its own greenlet; send(i) resumes it, and the pending
 // yield returns i. Python's bare `yield` hands out None: nullptr plays None here.
-#include <greenlets/generator.hpp>
-
 #include <cstddef>
 #include <iostream>
 #include <optional>
 #include <string>
+
+#include <greenlets/generator.hpp>
 
 // generator<T, S>: yields T to the consumer of the generator, accepts S by send().
 using bun_eater = greenlets::generator<std::nullptr_t, int>;

@@ -5,11 +5,11 @@
 // runs it only up to the first yield, so only 1 is printed.
 // Part 2: `x = yield 1`: next(g) returns 1; g.send('aaa') resumes the body with
 // x = 'aaa', which it prints, and returns the next yielded value, 2.
-#include <greenlets/generator.hpp>
-
 #include <iostream>
 #include <optional>
 #include <string>
+
+#include <greenlets/generator.hpp>
 
 int main() {
   {
@@ -30,12 +30,11 @@ int main() {
   {
     // Part 2. Python: def func(): x = yield 1; print(x); yield 2
     // generator<int, std::string>: yields ints, accepts strings by send().
-    greenlets::generator<int, std::string> g(
-        [](greenlets::yield<int, std::string>& yield) {
-          std::optional<std::string> x = yield(1);  // the value sent, or nullopt after next()
-          std::cout << *x << '\n';
-          yield(2);
-        });
+    greenlets::generator<int, std::string> g([](greenlets::yield<int, std::string>& yield) {
+      std::optional<std::string> x = yield(1);  // the value sent, or nullopt after next()
+      std::cout << *x << '\n';
+      yield(2);
+    });
     std::cout << *g.next() << '\n';       // Python: print(next(g))       -> 1
     std::cout << *g.send("aaa") << '\n';  // Python: print(g.send('aaa')) -> aaa, then 2
   }

@@ -4,10 +4,10 @@
 // print a line and yield, driven alternately by next() from main. The Python original
 // loops forever with time.sleep(0.5); here main runs three rounds without sleeping,
 // and the generators, still suspended in their endless loops, are unwound when dropped.
-#include <greenlets/generator.hpp>
-
 #include <cstddef>
 #include <iostream>
+
+#include <greenlets/generator.hpp>
 
 // A generator that yields nothing useful: Python's bare `yield` hands out None,
 // and nullptr plays None here.
@@ -35,8 +35,8 @@ int main() {
   task w1 = work1();  // nothing printed yet: generators are lazy
   task w2 = work2();
   for (int round = 0; round < 3; ++round) {  // Python: while True:
-    w1.next();  // runs work1 until its yield
-    w2.next();  // runs work2 until its yield
+    w1.next();                               // runs work1 until its yield
+    w2.next();                               // runs work2 until its yield
   }
 }  // w2, then w1, destroyed: each endless loop is unwound at its yield
 

@@ -3,9 +3,9 @@
 // From document 003, "6.1.2 yield": func1 yields 1, then everything func2 yields
 // (3 and 4), then 2. In C++ the outer body simply loops over the inner generator and
 // yields each item; each body has its own stack, so nesting needs nothing special.
-#include <greenlets/generator.hpp>
-
 #include <iostream>
+
+#include <greenlets/generator.hpp>
 
 using ints = greenlets::generator<int>;
 

@@ -8,13 +8,13 @@
 //
 // The times vary from run to run: in the expected output below, `{number}` matches any
 // number (see examples/check_output.cmake); every other character is compared exactly.
-#include <greenlets/generator.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <iostream>
 #include <optional>
 #include <vector>
+
+#include <greenlets/generator.hpp>
 
 constexpr long N = 1000000;
 

@@ -9,10 +9,10 @@
 //
 // The times vary from run to run: in the expected output below, `{number}` matches any
 // number (see examples/check_output.cmake); every other character is compared exactly.
-#include <greenlets/greenlets.hpp>
-
 #include <chrono>
 #include <iostream>
+
+#include <greenlets/greenlets.hpp>
 
 constexpr long N = 1000000;
 

@@ -38,8 +38,8 @@ struct actor {
 struct stress {
   unsigned long seed;
   std::mt19937_64 rng;
-  std::vector<greenlet> all;     // index 0: the main greenlet
-  std::vector<actor> actors;     // same indices
+  std::vector<greenlet> all;  // index 0: the main greenlet
+  std::vector<actor> actors;  // same indices
   int budget;
   int next_id = 1;
   long checks = 0;
@@ -214,9 +214,10 @@ struct stress {
 
 }  // namespace
 
-TEST_CASE("exception state stays per greenlet while greenlets switch at random from catch "
-          "blocks and from destructors during unwinding",
-          "[exceptions][rule10]") {
+TEST_CASE(
+    "exception state stays per greenlet while greenlets switch at random from catch "
+    "blocks and from destructors during unwinding",
+    "[exceptions][rule10]") {
   std::vector<unsigned long> seeds = {11, 12, 13, 14, 15};
   if (const char* s = std::getenv("GREENLETS_EXCEPTION_SEED")) {
     seeds = {std::strtoul(s, nullptr, 10)};

@@ -1,8 +1,3 @@
-#include <catch2/catch.hpp>
-
-#include <greenlets/generator.hpp>
-#include <greenlets/greenlets.hpp>
-
 #include <cstddef>
 #include <cstdlib>
 #include <memory>
@@ -13,8 +8,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "support/counting_new.hpp"
+#include <catch2/catch.hpp>
 
+#include <greenlets/generator.hpp>
+#include <greenlets/greenlets.hpp>
+
+#include "support/counting_new.hpp"
 
 using greenlets::generator;
 using greenlets::yield;
@@ -217,8 +216,8 @@ TEST_CASE("send with S = value checks the type at run time", "[generator][send][
   CHECK(g.next() == 0);
   CHECK(g.send(41) == 42);
   CHECK(g.next() == 0);
-  CHECK_THROWS_WITH(g.send(3.5), Catch::Contains("bad_value_cast") &&
-                                     Catch::Contains("double") && Catch::Contains("string"));
+  CHECK_THROWS_WITH(g.send(3.5), Catch::Contains("bad_value_cast") && Catch::Contains("double") &&
+                                     Catch::Contains("string"));
   CHECK(g.finished());
 }
 
@@ -258,7 +257,11 @@ TEST_CASE("an exception thrown in the body reaches the consumer and finishes the
   SECTION("from the iterator") {
     auto g = make();
     std::vector<int> seen;
-    CHECK_THROWS_WITH([&] { for (int x : g) seen.push_back(x); }(), "boom");
+    CHECK_THROWS_WITH(
+        [&] {
+          for (int x : g) seen.push_back(x);
+        }(),
+        "boom");
     CHECK(seen == std::vector<int>{1});
     CHECK(g.finished());
   }
@@ -425,8 +428,7 @@ TEST_CASE("generators nest several levels deep (greenlet's test_generator_nested
   CHECK(seen == std::vector<std::string>{"abc", "acb", "bac", "bca", "cab", "cba"});
 }
 
-TEST_CASE("a generator can be consumed from different greenlets in turn",
-          "[generator][parent]") {
+TEST_CASE("a generator can be consumed from different greenlets in turn", "[generator][parent]") {
   generator<int> g = count_to(6);
   std::vector<int> seen;
   seen.push_back(*g.next());
@@ -528,8 +530,8 @@ TEST_CASE("resuming a generator from its own body is an error", "[generator][mis
   generator<int>* self = nullptr;
   generator<int> g([&](yield<int>&) { self->next(); });
   self = &g;
-  CHECK_THROWS_WITH(g.next(), Catch::Contains("generator::next") &&
-                                  Catch::Contains("already running"));
+  CHECK_THROWS_WITH(g.next(),
+                    Catch::Contains("generator::next") && Catch::Contains("already running"));
 }
 
 TEST_CASE("using a moved-from generator is an error", "[generator][misuse]") {
@@ -546,8 +548,9 @@ TEST_CASE("using a moved-from generator is an error", "[generator][misuse]") {
 
 TEST_CASE("the per-item path makes no heap allocation", "[generator][alloc]") {
   if (!test_support::counting_works()) {
-    WARN("operator new is replaced by the tool running this test (valgrind): allocations "
-         "cannot be counted here; the normal and ASan builds check them");
+    WARN(
+        "operator new is replaced by the tool running this test (valgrind): allocations "
+        "cannot be counted here; the normal and ASan builds check them");
     return;
   }
   SECTION("next() and the iterator") {

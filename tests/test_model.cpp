@@ -45,12 +45,18 @@ enum class rk { none, value, empty, exit_value, exception, exit_exception };
 
 const char* name(rk k) {
   switch (k) {
-    case rk::none: return "continues";
-    case rk::value: return "value";
-    case rk::empty: return "empty value";
-    case rk::exit_value: return "greenlet_exit as a value";
-    case rk::exception: return "exception";
-    case rk::exit_exception: return "greenlet_exit thrown";
+    case rk::none:
+      return "continues";
+    case rk::value:
+      return "value";
+    case rk::empty:
+      return "empty value";
+    case rk::exit_value:
+      return "greenlet_exit as a value";
+    case rk::exception:
+      return "exception";
+    case rk::exit_exception:
+      return "greenlet_exit thrown";
   }
   return "?";
 }
@@ -110,8 +116,7 @@ struct mg {
   int refs = 1;  // the test's handle, plus one per existing child
 };
 
-enum class op { create, switch_to, throw_to, throw_exit, ret, raise, set_parent, drop, cross,
-                end };
+enum class op { create, switch_to, throw_to, throw_exit, ret, raise, set_parent, drop, cross, end };
 
 struct world;
 
@@ -243,8 +248,8 @@ struct world {
       if (x.started() != g.started || x.dead() != g.dead || x.active() != (g.started && !g.dead) ||
           static_cast<bool>(x) != x.active() || x.is_main() != g.is_main) {
         std::ostringstream os;
-        os << "greenlet " << i << ": started/dead/active " << x.started() << x.dead()
-           << x.active() << ", the model says " << g.started << g.dead << (g.started && !g.dead);
+        os << "greenlet " << i << ": started/dead/active " << x.started() << x.dead() << x.active()
+           << ", the model says " << g.started << g.dead << (g.started && !g.dead);
         fail(os.str());
       }
       if (!g.is_main && m[static_cast<std::size_t>(g.parent)].handle &&
@@ -253,7 +258,8 @@ struct world {
              std::to_string(g.parent));
       }
     }
-    if (m[static_cast<std::size_t>(cur)].handle && !(greenlets::current() == h[static_cast<std::size_t>(cur)])) {
+    if (m[static_cast<std::size_t>(cur)].handle &&
+        !(greenlets::current() == h[static_cast<std::size_t>(cur)])) {
       fail("the running greenlet is not " + std::to_string(cur));
     }
     if (fns != captures) {
@@ -450,15 +456,25 @@ struct world {
     const bool names_thread = !(how % 6 == 2 && f.is_main());
     try {
       switch (how % 6) {
-        case 0: f.switch_to(msg{how}); break;
-        case 1: f.throw_to(model_error{how}); break;
-        case 2: f.set_parent(mine); break;
-        case 3: mine.set_parent(f); break;
+        case 0:
+          f.switch_to(msg{how});
+          break;
+        case 1:
+          f.throw_to(model_error{how});
+          break;
+        case 2:
+          f.set_parent(mine);
+          break;
+        case 3:
+          mine.set_parent(f);
+          break;
         case 4: {
           greenlet g(run_function(-1), f);
           break;
         }
-        default: (void)f.parent(); break;
+        default:
+          (void)f.parent();
+          break;
       }
       fail("an operation on another thread's greenlet did not throw (kind " +
            std::to_string(how % 6) + ")");
@@ -469,7 +485,6 @@ struct world {
       ++cross_errors;
     }
   }
-
 
   // The interpreter every greenlet runs: report, choose, perform.
   msg interpret(int self, receipt r) {
@@ -547,7 +562,8 @@ struct world {
       release(m, i, true);
       unpublish(i);
       h[static_cast<std::size_t>(i)] = greenlet();
-      if (!expected.empty()) fail("after the final drops, not delivered: " + describe(expected.front()));
+      if (!expected.empty())
+        fail("after the final drops, not delivered: " + describe(expected.front()));
     }
     unpublish(0);
     if (!failed()) {

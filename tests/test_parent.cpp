@@ -1,11 +1,11 @@
 // Parents: who a greenlet's result goes to, re-parenting at any time, cycles, the main
 // greenlet's missing parent, and a child keeping its parent alive (DESIGN.md rule 8).
-#include <catch2/catch.hpp>
-
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <greenlets/greenlets.hpp>
 
@@ -208,8 +208,7 @@ TEST_CASE("a parent set twice keeps only the last one", "[parent][rule8]") {
   CHECK(g.parent() == current());
 }
 
-TEST_CASE("current().parent() inside a greenlet is the greenlet it returns to",
-          "[parent][rule8]") {
+TEST_CASE("current().parent() inside a greenlet is the greenlet it returns to", "[parent][rule8]") {
   greenlet main = current();
   greenlet middle;
   greenlet leaf_parent;

@@ -104,13 +104,15 @@ TEST_CASE("A stack reused from the pool carries nothing over from the greenlet t
   constexpr std::size_t size = 128 * 1024;
   greenlets::stack_context first{};
   {
-    greenlet a([&first] {
-      first = greenlet_access::get(current())->stack;
-      // Suspend deep inside a frame, then finish from another depth: the bottom
-      // frames of a finished greenlet never return, so their redzones stay behind.
-      current().parent().switch_to(fill_and_sum(3000, 1));
-      return fill_and_sum(100, 2);
-    }, with_stack(size));
+    greenlet a(
+        [&first] {
+          first = greenlet_access::get(current())->stack;
+          // Suspend deep inside a frame, then finish from another depth: the bottom
+          // frames of a finished greenlet never return, so their redzones stay behind.
+          current().parent().switch_to(fill_and_sum(3000, 1));
+          return fill_and_sum(100, 2);
+        },
+        with_stack(size));
     CHECK(a.switch_to().get<int>() == expected_sum(3000, 1));
     CHECK(a.switch_to().get<int>() == expected_sum(100, 2));
     CHECK(a.dead());
@@ -122,12 +124,14 @@ TEST_CASE("A stack reused from the pool carries nothing over from the greenlet t
 #endif
   // The next greenlet of that size gets the same stack and uses all of it.
   greenlets::stack_context second{};
-  greenlet b([&second] {
-    second = greenlet_access::get(current())->stack;
-    int total = 0;
-    for (int seed = 0; seed < 5; ++seed) total += fill_and_sum(4096, seed);
-    return total;
-  }, with_stack(size));
+  greenlet b(
+      [&second] {
+        second = greenlet_access::get(current())->stack;
+        int total = 0;
+        for (int seed = 0; seed < 5; ++seed) total += fill_and_sum(4096, seed);
+        return total;
+      },
+      with_stack(size));
   int want = 0;
   for (int seed = 0; seed < 5; ++seed) want += expected_sum(4096, seed);
   CHECK(b.switch_to().get<int>() == want);
@@ -243,8 +247,7 @@ TEST_CASE("A greenlet dropped on another thread is unwound by its owner cleanly"
 }
 
 #if defined(GREENLETS_TSAN)
-TEST_CASE("Under ThreadSanitizer each greenlet runs on a fiber of its own",
-          "[tools][tsan]") {
+TEST_CASE("Under ThreadSanitizer each greenlet runs on a fiber of its own", "[tools][tsan]") {
   void* main_fiber = __tsan_get_current_fiber();
   void* seen_a = nullptr;
   void* seen_b = nullptr;

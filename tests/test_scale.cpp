@@ -5,11 +5,11 @@
 // CI job runs it with `greenlets_tests "[.stress]"`). Memory is measured as VmRSS from
 // /proc/self/status; under AddressSanitizer, ThreadSanitizer or valgrind the numbers
 // mean nothing, so there the cases run and check everything but the memory bounds.
+#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -104,10 +104,10 @@ void touch_and_wait() {
 }
 
 struct scale_result {
-  double rss_per_greenlet = 0;    // bytes
-  double pte_per_greenlet = 0;    // bytes of page tables (not part of VmRSS)
-  long long rss_after_drop = 0;   // KiB above the start, before any trim
-  long long rss_after_trim = 0;   // KiB above the start, after trim_stack_pool and malloc_trim
+  double rss_per_greenlet = 0;         // bytes
+  double pte_per_greenlet = 0;         // bytes of page tables (not part of VmRSS)
+  long long rss_after_drop = 0;        // KiB above the start, before any trim
+  long long rss_after_trim = 0;        // KiB above the start, after trim_stack_pool and malloc_trim
   long long heap_free_after_drop = 0;  // KiB malloc keeps free (not given back) after the drop
   std::size_t pool_after_drop = 0;
   std::size_t chunks_after_drop = 0;
@@ -153,7 +153,8 @@ scale_result hold_and_drop(std::size_t n) {
   r.unwound = unwound;
   r.pool_after_drop = greenlets::stack_pool_size();
   r.chunks_after_drop = greenlets::detail::stack_pool::local()->chunk_count();
-  r.rss_after_drop = static_cast<long long>(status_kib("VmRSS")) - static_cast<long long>(rss_before);
+  r.rss_after_drop =
+      static_cast<long long>(status_kib("VmRSS")) - static_cast<long long>(rss_before);
   r.heap_free_after_drop =
       (static_cast<long long>(mallinfo2().fordblks) - static_cast<long long>(heap_free_before)) /
       static_cast<long long>(kib);
@@ -161,7 +162,8 @@ scale_result hold_and_drop(std::size_t n) {
   // glibc keeps freed records in its heap until the top of the heap is free; ask it to
   // give back the pages of free chunks, so what remains is what anyone still holds.
   malloc_trim(0);
-  r.rss_after_trim = static_cast<long long>(status_kib("VmRSS")) - static_cast<long long>(rss_before);
+  r.rss_after_trim =
+      static_cast<long long>(status_kib("VmRSS")) - static_cast<long long>(rss_before);
   return r;
 }
 
@@ -185,11 +187,10 @@ void check_scale(std::size_t n, const scale_result& r) {
     return;
   }
   WARN(n << " suspended greenlets: resident memory " << r.rss_per_greenlet
-          << " bytes per greenlet (bound 6144), page tables " << r.pte_per_greenlet
-          << " bytes per greenlet (not part of VmRSS); after dropping them all: "
-          << r.rss_after_drop << " KiB above the start, of which malloc holds "
-          << r.heap_free_after_drop << " KiB free; after trim_stack_pool and malloc_trim: "
-          << r.rss_after_trim << " KiB");
+         << " bytes per greenlet (bound 6144), page tables " << r.pte_per_greenlet
+         << " bytes per greenlet (not part of VmRSS); after dropping them all: " << r.rss_after_drop
+         << " KiB above the start, of which malloc holds " << r.heap_free_after_drop
+         << " KiB free; after trim_stack_pool and malloc_trim: " << r.rss_after_trim << " KiB");
   // The 6 KiB bound of issue 5: one touched stack page (the guard page costs nothing
   // resident), the heap record and our share of the vector of handles.
   CHECK(r.rss_per_greenlet <= 6144);
@@ -211,7 +212,8 @@ TEST_CASE("madvise guard pages add no mapping per stack; the guards still fault"
   std::vector<greenlets::stack_context> stacks;
   stacks.reserve(n);
   const std::size_t before = count_mappings();
-  for (std::size_t i = 0; i < n; ++i) stacks.push_back(pool->allocate(greenlets::default_stack_size));
+  for (std::size_t i = 0; i < n; ++i)
+    stacks.push_back(pool->allocate(greenlets::default_stack_size));
   const std::size_t after = count_mappings();
   INFO("mappings before " << before << ", after " << after);
   if (kernel_at_least(6, 13)) {
@@ -258,7 +260,8 @@ TEST_CASE("a stack given back to a full pool keeps its guard page when its slot 
   }
   // Two stacks handed out at once never overlap.
   std::vector<std::uintptr_t> tops;
-  for (const greenlets::stack_context& sc : again) tops.push_back(reinterpret_cast<std::uintptr_t>(sc.sp));
+  for (const greenlets::stack_context& sc : again)
+    tops.push_back(reinterpret_cast<std::uintptr_t>(sc.sp));
   std::sort(tops.begin(), tops.end());
   for (std::size_t i = 1; i < tops.size(); ++i) CHECK(tops[i] - tops[i - 1] >= 64 * kib + 4096);
   for (const greenlets::stack_context& sc : again) pool->deallocate(sc);
@@ -315,9 +318,10 @@ child_result in_child(F body) {
 
 }  // namespace
 
-TEST_CASE("without MADV_GUARD_INSTALL, greenlets fill vm.max_map_count and then fail with "
-          "an error that names it",
-          "[stack][scale]") {
+TEST_CASE(
+    "without MADV_GUARD_INSTALL, greenlets fill vm.max_map_count and then fail with "
+    "an error that names it",
+    "[stack][scale]") {
   const std::size_t limit = greenlets::detail::read_max_map_count();
   REQUIRE(limit > 0);
   child_result r = in_child([](std::string& out) {
@@ -354,9 +358,10 @@ TEST_CASE("without MADV_GUARD_INSTALL, greenlets fill vm.max_map_count and then 
   CHECK_THAT(r.output, Catch::Contains("MADV_GUARD_INSTALL"));
 }
 
-TEST_CASE("at vm.max_map_count both a failing mmap and a failing guard mprotect name the "
-          "limit",
-          "[stack][scale]") {
+TEST_CASE(
+    "at vm.max_map_count both a failing mmap and a failing guard mprotect name the "
+    "limit",
+    "[stack][scale]") {
   child_result r = in_child([](std::string& out) {
     greenlets::detail::guard_mode.store(greenlets::detail::guard_mprotect);
     const std::size_t page = greenlets::detail::page_size();
@@ -404,17 +409,19 @@ TEST_CASE("an mmap too large for the address space is still std::bad_alloc", "[s
   CHECK_THROWS_AS(guarded->allocate(std::size_t{1} << 62), std::bad_alloc);
 }
 
-TEST_CASE("20,000 suspended greenlets take at most 6 KiB resident each and give it back when "
-          "dropped",
-          "[stack][scale][rule6]") {
+TEST_CASE(
+    "20,000 suspended greenlets take at most 6 KiB resident each and give it back when "
+    "dropped",
+    "[stack][scale][rule6]") {
   constexpr std::size_t n = 20000;
   const scale_result r = hold_and_drop(n);
   check_scale(n, r);
 }
 
-TEST_CASE("1,000,000 suspended greenlets with guard pages fit, at most 6 KiB resident each, "
-          "and give it back when dropped",
-          "[.stress][stack][scale][rule6]") {
+TEST_CASE(
+    "1,000,000 suspended greenlets with guard pages fit, at most 6 KiB resident each, "
+    "and give it back when dropped",
+    "[.stress][stack][scale][rule6]") {
   constexpr std::size_t n = 1000000;
   const scale_result r = hold_and_drop(n);
   check_scale(n, r);

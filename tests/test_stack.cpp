@@ -34,9 +34,7 @@ std::uintptr_t address_of(const volatile void* p) { return reinterpret_cast<std:
 
 // A place on the machine stack just below the caller's frame (a local's address would
 // not do under AddressSanitizer, which can move locals to a "fake stack" on the heap).
-[[gnu::noinline]] std::uintptr_t stack_position() {
-  return address_of(__builtin_frame_address(0));
-}
+[[gnu::noinline]] std::uintptr_t stack_position() { return address_of(__builtin_frame_address(0)); }
 
 // Forwards to another allocator, recording each call.
 class counting_stacks final : public greenlets::stack_resource {
@@ -163,11 +161,7 @@ TEST_CASE("options.stack_size is honoured, rounded up to whole pages", "[stack]"
   }
   SECTION("sizes that are not whole pages are rounded up") {
     for (std::size_t asked : {std::size_t{100000}, std::size_t{64 * 1024 + 1}, std::size_t{1}}) {
-      greenlet g(
-          [] {
-            return stack_position();
-          },
-          with(stacks, asked));
+      greenlet g([] { return stack_position(); }, with(stacks, asked));
       const std::uintptr_t local = g.switch_to().get<std::uintptr_t>();
       const greenlets::stack_context sc = stacks->given().back();
       const std::size_t requested = stacks->requested().back();
@@ -187,17 +181,17 @@ TEST_CASE("options.stack_size is honoured, rounded up to whole pages", "[stack]"
 TEST_CASE("the default pool reuses the stacks of finished greenlets", "[stack]") {
   greenlets::trim_stack_pool();
   REQUIRE(greenlets::stack_pool_size() == 0);
-  auto run = [] {
-    return std::make_pair(stack_position(), greenlets::stack_pool_size());
-  };
+  auto run = [] { return std::make_pair(stack_position(), greenlets::stack_pool_size()); };
 
   greenlet first(run);
-  auto [first_address, pool_inside_first] = first.switch_to().get<std::pair<std::uintptr_t, std::size_t>>();
+  auto [first_address, pool_inside_first] =
+      first.switch_to().get<std::pair<std::uintptr_t, std::size_t>>();
   CHECK(pool_inside_first == 0);
   CHECK(greenlets::stack_pool_size() == 1);  // its stack went back to the pool
 
   greenlet second(run);
-  auto [second_address, pool_inside_second] = second.switch_to().get<std::pair<std::uintptr_t, std::size_t>>();
+  auto [second_address, pool_inside_second] =
+      second.switch_to().get<std::pair<std::uintptr_t, std::size_t>>();
   CHECK(pool_inside_second == 0);  // it took the cached stack
   CHECK(greenlets::stack_pool_size() == 1);
   // The same stack: the same frame lands at (nearly) the same place.
@@ -350,7 +344,8 @@ void on_overflow_fault(int, ::siginfo_t* info, void*) {
   const std::uintptr_t fault = reinterpret_cast<std::uintptr_t>(info->si_addr);
   const std::uintptr_t top = overflow_top_local;
   const std::size_t below = top - fault;
-  if (fault < top && below > overflow_stack_size / 2 && below <= overflow_stack_size + page_size()) {
+  if (fault < top && below > overflow_stack_size / 2 &&
+      below <= overflow_stack_size + page_size()) {
     struct ::sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     ::sigaction(SIGSEGV, &dfl, nullptr);
@@ -399,8 +394,8 @@ TEST_CASE("overflowing the default stack faults on its guard page instead of run
   }
   int status = 0;
   REQUIRE(::waitpid(child, &status, 0) == child);
-  INFO("exited: " << WIFEXITED(status) << ", exit status: "
-                  << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
+  INFO("exited: " << WIFEXITED(status)
+                  << ", exit status: " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
                   << " (4: the fault was not just below the stack)");
   REQUIRE(WIFSIGNALED(status));
   const int sig = WTERMSIG(status);

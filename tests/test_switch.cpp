@@ -1,7 +1,5 @@
 // Switching and values between greenlets: DESIGN.md rules 1, 2, 4 and 11, the forms
 // `run` may take, and what a greenlet handle is (copies, identity, hashing, moves).
-#include <catch2/catch.hpp>
-
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -10,6 +8,8 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <greenlets/greenlets.hpp>
 
@@ -279,9 +279,8 @@ TEST_CASE("run may take concrete parameters converted from the first switch", "[
     CHECK(g.switch_to(std::make_unique<int>(3), std::make_unique<int>(4)).get<int>() == 7);
   }
   SECTION("mixed const reference and value parameters") {
-    greenlet g([](const std::string& s, int n, std::string&& t) {
-      return s + std::to_string(n) + t;
-    });
+    greenlet g(
+        [](const std::string& s, int n, std::string&& t) { return s + std::to_string(n) + t; });
     CHECK(g.switch_to(std::string("a"), 1, "b").get<std::string>() == "a1b");
   }
   SECTION("a function pointer") {
@@ -601,7 +600,8 @@ TEST_CASE("a greenlet finishing into an unstarted parent starts it with the resu
   CHECK(parent_never_started.dead());
 }
 
-// greenlet: test_greenlet.py::TestGreenlet::test_falling_off_end_switches_to_unstarted_parent_raises_error
+// greenlet:
+// test_greenlet.py::TestGreenlet::test_falling_off_end_switches_to_unstarted_parent_raises_error
 TEST_CASE("a greenlet finishing into an unstarted parent that cannot take the result raises",
           "[switch][rule4]") {
   bool parent_ran = false;
@@ -618,7 +618,8 @@ TEST_CASE("a greenlet finishing into an unstarted parent that cannot take the re
   CHECK(parent_never_started.dead());
 }
 
-// greenlet: test_greenlet.py::TestGreenlet::test_switch_to_dead_greenlet_with_unstarted_perverse_parent
+// greenlet:
+// test_greenlet.py::TestGreenlet::test_switch_to_dead_greenlet_with_unstarted_perverse_parent
 // (first half: C++ has no `run` lookup that can fail, so the parent's run throws instead;
 // after that the parent is dead rather than still unstarted, so the second switch returns.)
 TEST_CASE("an unstarted parent started by a finishing child can throw to its own parent",
@@ -696,8 +697,7 @@ TEST_CASE("a greenlet goes from unstarted to active to dead", "[state][rule11]")
 }
 
 // greenlet: test_greenlet.py::TestRepr::test_main_while_running, test_main_in_background
-TEST_CASE("the main greenlet is active and main, running or in the background",
-          "[state][rule11]") {
+TEST_CASE("the main greenlet is active and main, running or in the background", "[state][rule11]") {
   greenlet main = current();
   CHECK(main.is_main());
   CHECK(main.active());

@@ -1,12 +1,12 @@
 // throw_to: raising an exception inside another greenlet (DESIGN rule 5).
-#include <catch2/catch.hpp>
-
-#include <greenlets/greenlets.hpp>
-
 #include <exception>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <greenlets/greenlets.hpp>
 
 namespace {
 
@@ -30,8 +30,7 @@ value to_parent(Args&&... args) {
 
 }  // namespace
 
-TEST_CASE("throw_to raises the exception at the target's suspension point",
-          "[throw][rule5]") {
+TEST_CASE("throw_to raises the exception at the target's suspension point", "[throw][rule5]") {
   // greenlet: test_throw.py::ThrowTests::test_class
   greenlet g([] {
     try {
@@ -237,8 +236,7 @@ TEST_CASE("throw_to into an unstarted greenlet sends the exception to its parent
   }
 }
 
-TEST_CASE("an uncaught thrown exception goes to the target's original parent",
-          "[throw][rule5]") {
+TEST_CASE("an uncaught thrown exception goes to the target's original parent", "[throw][rule5]") {
   // greenlet: test_throw.py::ThrowTests::test_throw_goes_to_original_parent
   greenlet main_g = current();
   auto f1 = [main_g]() mutable {
@@ -335,8 +333,7 @@ TEST_CASE("throw_to into the current greenlet raises at once", "[throw][rule5]")
   CHECK(inside == "self");
 }
 
-TEST_CASE("throw_to with a null exception_ptr or an empty handle is an error",
-          "[throw][rule5]") {
+TEST_CASE("throw_to with a null exception_ptr or an empty handle is an error", "[throw][rule5]") {
   SECTION("a null exception_ptr") {
     bool ran = false;
     greenlet g([&ran] { ran = true; });
@@ -345,7 +342,10 @@ TEST_CASE("throw_to with a null exception_ptr or an empty handle is an error",
     CHECK_FALSE(ran);
     CHECK_FALSE(g.started());
     CHECK_FALSE(g.dead());
-    greenlet h([] { to_parent(); return 2; });
+    greenlet h([] {
+      to_parent();
+      return 2;
+    });
     h.switch_to();
     CHECK_THROWS_AS(h.throw_to(std::exception_ptr()), greenlets::error);
     CHECK(h.active());
@@ -384,9 +384,7 @@ TEST_CASE("a thrown exception passes through a catch for other types and unwinds
 
 TEST_CASE("a target that catches a throw can switch to a third greenlet", "[throw][rule5]") {
   greenlet main_g = current();
-  greenlet third([main_g](std::string s) mutable {
-    main_g.switch_to("third got " + s);
-  });
+  greenlet third([main_g](std::string s) mutable { main_g.switch_to("third got " + s); });
   greenlet g([&third] {
     try {
       to_parent();

@@ -1,9 +1,5 @@
 // settrace/gettrace: the per-thread callback told about every switch and throw
 // (DESIGN rule 9). Every test leaves tracing off.
-#include <catch2/catch.hpp>
-
-#include <greenlets/greenlets.hpp>
-
 #include <algorithm>
 #include <memory>
 #include <stdexcept>
@@ -12,6 +8,10 @@
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <greenlets/greenlets.hpp>
 
 namespace {
 
@@ -56,8 +56,7 @@ action th(const greenlet& origin, const greenlet& target) {
 // puts back the previous function afterwards.
 class tracer {
  public:
-  explicit tracer(bool error_on_trace = false)
-      : actions_(std::make_shared<std::vector<action>>()) {
+  explicit tracer(bool error_on_trace = false) : actions_(std::make_shared<std::vector<action>>()) {
     auto actions = actions_;
     old_ = greenlets::settrace(
         [actions, error_on_trace](trace_event ev, const greenlet& origin, const greenlet& target) {
@@ -185,8 +184,7 @@ TEST_CASE("the trace function runs in the target greenlet just after the switch"
                });
 }
 
-TEST_CASE("a death traced back to the parent names the dead greenlet as origin",
-          "[trace][rule9]") {
+TEST_CASE("a death traced back to the parent names the dead greenlet as origin", "[trace][rule9]") {
   trace_off off;
   std::vector<std::pair<bool, bool>> dead_flags;  // (origin dead, target dead)
   greenlets::settrace([&dead_flags](trace_event, const greenlet& origin, const greenlet& target) {
@@ -333,7 +331,10 @@ TEST_CASE("an exception from the trace function kills a starting greenlet before
 
 TEST_CASE("an exception from the trace function in main arrives in main", "[trace][rule9]") {
   trace_off off;
-  greenlet g([] { current().parent().switch_to(1); return 2; });
+  greenlet g([] {
+    current().parent().switch_to(1);
+    return 2;
+  });
   {
     tracer quiet;  // let g start untroubled
     CHECK(g.switch_to().get<int>() == 1);
@@ -403,8 +404,7 @@ TEST_CASE("a pending throw survives a trace function that switches elsewhere",
   CHECK(g.dead());
 }
 
-TEST_CASE("a trace function that switches greenlets keeps every switch's value",
-          "[trace][rule9]") {
+TEST_CASE("a trace function that switches greenlets keeps every switch's value", "[trace][rule9]") {
   // greenlet: test_greenlet.py::TestBrokenGreenlets::test_reentrant_switch_two_greenlets and
   // test_reentrant_switch_three_greenlets2 (their scripts fail_switch_*.py): a trace
   // function switches to g2 while main is being resumed by g1; the value g1 sent main
@@ -421,9 +421,9 @@ TEST_CASE("a trace function that switches greenlets keeps every switch's value",
   };
   bool switch_to_g2 = false;
   greenlets::settrace([&](trace_event ev, const greenlet& origin, const greenlet& target) {
-    results.push_back(std::string("trace ") + (ev == trace_event::switch_to ? "switch " : "throw ") +
-                      name(origin) + "->" + name(target) +
-                      (current() == target ? "" : " NOT IN TARGET"));
+    results.push_back(std::string("trace ") +
+                      (ev == trace_event::switch_to ? "switch " : "throw ") + name(origin) + "->" +
+                      name(target) + (current() == target ? "" : " NOT IN TARGET"));
     if (switch_to_g2) {
       switch_to_g2 = false;
       value r = g2.switch_to(std::string("g2 from tracefunc"));
@@ -433,7 +433,8 @@ TEST_CASE("a trace function that switches greenlets keeps every switch's value",
   g1 = greenlet([&] {
     results.push_back("in g1");
     switch_to_g2 = true;
-    std::string from_parent = current().parent().switch_to(std::string("from g1")).get<std::string>();
+    std::string from_parent =
+        current().parent().switch_to(std::string("from g1")).get<std::string>();
     results.push_back("g1 from parent: " + from_parent);
     return std::string("g1 done");
   });
@@ -497,8 +498,7 @@ TEST_CASE("a trace function may replace or remove itself while it runs", "[trace
   std::vector<const void*> gone;
 
   SECTION("settrace(nullptr) from inside, dropping the returned function") {
-    greenlets::settrace([&log, s = sentinel(&gone)](trace_event, const greenlet&,
-                                                    const greenlet&) {
+    greenlets::settrace([&log, s = sentinel(&gone)](trace_event, const greenlet&, const greenlet&) {
       std::vector<const void*>* g = s.gone;
       const void* self = &s;
       std::vector<std::string>* out = &log;
@@ -513,16 +513,14 @@ TEST_CASE("a trace function may replace or remove itself while it runs", "[trace
     CHECK(log == std::vector<std::string>{"called", "alive while running"});
   }
   SECTION("settrace(other) from inside, dropping the returned function") {
-    greenlets::settrace([&log, s = sentinel(&gone)](trace_event, const greenlet&,
-                                                    const greenlet&) {
+    greenlets::settrace([&log, s = sentinel(&gone)](trace_event, const greenlet&, const greenlet&) {
       std::vector<const void*>* g = s.gone;
       const void* self = &s;
       std::vector<std::string>* out = &log;
       g->clear();
       out->push_back("first");
-      greenlets::settrace([out](trace_event, const greenlet&, const greenlet&) {
-        out->push_back("second");
-      });
+      greenlets::settrace(
+          [out](trace_event, const greenlet&, const greenlet&) { out->push_back("second"); });
       out->push_back(destroyed(*g, self) ? "destroyed while running" : "alive while running");
     });
     current().switch_to();

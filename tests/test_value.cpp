@@ -5,8 +5,6 @@
 // The allocation counts use the test binary's one replacement of the global operator
 // new (tests/support/counting_new.cpp): it counts the calls made on the current thread
 // while `test_support::counting` is set.
-#include <catch2/catch.hpp>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +15,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include <greenlets/greenlets.hpp>
 
@@ -293,8 +293,7 @@ TEST_CASE("bad_value_cast is a greenlets::error and leaves the value intact", "[
 // ---------------------------------------------------------------------------
 // What it costs
 
-TEST_CASE("small trivially copyable payloads travel with no heap allocation",
-          "[value][alloc]") {
+TEST_CASE("small trivially copyable payloads travel with no heap allocation", "[value][alloc]") {
   SECTION("16 bytes") {
     count_allocations counter;
     value v(small16{1.5, 2.5});

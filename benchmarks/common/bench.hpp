@@ -62,8 +62,7 @@ inline void do_not_optimize(T& value) {
 inline void clobber() { asm volatile("" : : : "memory"); }
 
 inline double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 struct options {
@@ -246,8 +245,8 @@ class suite {
   }
 
   /// Adds a column measured elsewhere (a Python process): samples at size `n`.
-  void add_samples(std::string name, std::vector<double> samples, long long n,
-                   double ops_per_n, std::string serial_ref, std::string note) {
+  void add_samples(std::string name, std::vector<double> samples, long long n, double ops_per_n,
+                   std::string serial_ref, std::string note) {
     result r;
     r.name = std::move(name);
     r.n_measured = n;
@@ -312,14 +311,13 @@ class suite {
       return;
     }
     const result* fiber = find("raw_fiber");
-    std::printf("%-18s %11s %11s %10s %9s %9s", "column", "min s", "median s",
-                ("ns/" + op).c_str(), "÷fiber", "÷serial");
+    std::printf("%-18s %11s %11s %10s %9s %9s", "column", "min s", "median s", ("ns/" + op).c_str(),
+                "÷fiber", "÷serial");
     if (!extra_col.empty()) std::printf(" %14s", extra_col.c_str());
     std::printf("  note\n");
     for (const result& r : results()) {
       const double med = r.median();
-      std::printf("%-18s %11.4f %11.4f %10.2f", r.name.c_str(), r.min(), med,
-                  ns_per_op(r, med));
+      std::printf("%-18s %11.4f %11.4f %10.2f", r.name.c_str(), r.min(), med, ns_per_op(r, med));
       if (fiber)
         std::printf(" %9.2f", med / fiber->median());
       else
@@ -353,10 +351,11 @@ class suite {
                 opt_.benchmark.c_str(), opt_.n, opt_.reps);
     bool first = true;
     for (const result& r : results()) {
-      std::printf("%s\n  {\"name\": \"%s\", \"seconds\": %.6g, \"ns_per_op\": %.6g, "
-                  "\"min\": %.6g, \"median\": %.6g, \"n_measured\": %lld",
-                  first ? "" : ",", r.name.c_str(), r.median(), ns_per_op(r, r.median()),
-                  r.min(), r.median(), r.n_measured);
+      std::printf(
+          "%s\n  {\"name\": \"%s\", \"seconds\": %.6g, \"ns_per_op\": %.6g, "
+          "\"min\": %.6g, \"median\": %.6g, \"n_measured\": %lld",
+          first ? "" : ",", r.name.c_str(), r.median(), ns_per_op(r, r.median()), r.min(),
+          r.median(), r.n_measured);
       for (auto& [k, v] : r.extra) std::printf(", \"%s\": %.6g", k.c_str(), v);
       std::printf("}");
       first = false;
@@ -402,7 +401,8 @@ inline bool python_has(const std::string& modules) {
 inline std::map<std::string, std::vector<double>> run_python(const std::string& script,
                                                              const std::string& args) {
   std::map<std::string, std::vector<double>> out;
-  std::string cmd = std::string(python_path()) + " " + source_dir() + "/python/" + script + " " + args;
+  std::string cmd =
+      std::string(python_path()) + " " + source_dir() + "/python/" + script + " " + args;
   std::FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) {
     std::fprintf(stderr, "could not run %s\n", cmd.c_str());

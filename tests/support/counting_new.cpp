@@ -11,8 +11,8 @@
 // allocation functions (every form, so that no pointer crosses between ours and the
 // runtime's, which ASan would report): they count while `counting` is set on the
 // calling thread and otherwise just forward to malloc/free. Tests use
-// `test_support::count_allocations` (counting_new.hpp). Valgrind replaces these functions with its own,
-// so there `counting_works()` is false and the allocation checks only say so.
+// `test_support::count_allocations` (counting_new.hpp). Valgrind replaces these functions with its
+// own, so there `counting_works()` is false and the allocation checks only say so.
 
 namespace test_support {
 thread_local bool counting = false;
@@ -53,26 +53,40 @@ void* allocate(std::size_t size, std::size_t align) noexcept {
 [[gnu::noinline]] void* operator new[](std::size_t size, std::align_val_t align) {
   return ::operator new(size, align);
 }
-[[gnu::noinline]] void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void* operator new(std::size_t size, std::align_val_t align,
+                                     const std::nothrow_t&) noexcept {
   return test_support::allocate(size, static_cast<std::size_t>(align));
 }
-[[gnu::noinline]] void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void* operator new[](std::size_t size, std::align_val_t align,
+                                       const std::nothrow_t&) noexcept {
   return test_support::allocate(size, static_cast<std::size_t>(align));
 }
 [[gnu::noinline]] void operator delete(void* p) noexcept { release_allocation(p); }
 [[gnu::noinline]] void operator delete[](void* p) noexcept { release_allocation(p); }
 [[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { release_allocation(p); }
 [[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, std::align_val_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::align_val_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release_allocation(p); }
-[[gnu::noinline]] void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release_allocation(p); }
+[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
+  release_allocation(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  release_allocation(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::align_val_t) noexcept {
+  release_allocation(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, std::align_val_t) noexcept {
+  release_allocation(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  release_allocation(p);
+}
+[[gnu::noinline]] void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  release_allocation(p);
+}
 [[gnu::noinline]] void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   release_allocation(p);
 }
-[[gnu::noinline]] void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+[[gnu::noinline]] void operator delete[](void* p, std::align_val_t,
+                                         const std::nothrow_t&) noexcept {
   release_allocation(p);
 }
-

@@ -33,9 +33,9 @@
 namespace greenlets::detail {
 
 struct overflow_globals {
-  struct sigaction previous {};     // the handler ours replaced
+  struct sigaction previous {};  // the handler ours replaced
   std::size_t page = 4096;
-  std::mutex mutex;                 // installing, per thread
+  std::mutex mutex;  // installing, per thread
 };
 
 inline overflow_globals& overflow_state() noexcept {

@@ -81,10 +81,10 @@ struct tool_state {
 #if defined(GREENLETS_ASAN)
   const void* bottom = nullptr;  // lowest address of the stack; null: not yet known (main)
   std::size_t size = 0;
-  void* fake_stack = nullptr;    // ASan's fake stack while switched out
+  void* fake_stack = nullptr;  // ASan's fake stack while switched out
 #endif
 #if defined(GREENLETS_TSAN)
-  void* fiber = nullptr;         // null for a main greenlet until it first switches out
+  void* fiber = nullptr;  // null for a main greenlet until it first switches out
 #endif
 #if defined(GREENLETS_VALGRIND_ACTIVE)
   unsigned stack_id = 0;
@@ -92,7 +92,8 @@ struct tool_state {
 };
 
 // A stack was allocated for a greenlet, which will start on it.
-inline void tool_stack_allocated(tool_state& self, const boost::context::stack_context& sc) noexcept {
+inline void tool_stack_allocated(tool_state& self,
+                                 const boost::context::stack_context& sc) noexcept {
   if (GREENLETS_UNLIKELY(!tls_overflow_reporting)) install_overflow_reporting();
   (void)self;
   (void)sc;
@@ -142,7 +143,8 @@ inline void tool_stack_freed(tool_state& self, const boost::context::stack_conte
 // Always inlined: under ThreadSanitizer, a function of its own would record its
 // entry on one fiber's shadow call stack and its exit on the other's, and main's
 // would run dry one entry per kill (seen with GCC 12 at -O1).
-GREENLETS_ALWAYS_INLINE void tool_before_switch(tool_state& from, tool_state& to, bool from_finished) noexcept {
+GREENLETS_ALWAYS_INLINE void tool_before_switch(tool_state& from, tool_state& to,
+                                                bool from_finished) noexcept {
   (void)from;
   (void)to;
   (void)from_finished;
