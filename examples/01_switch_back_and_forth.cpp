@@ -1,9 +1,29 @@
-// 01 — eat and play: two greenlets switching back and forth.
+// 01 — Switching back and forth: two greenlets hand control to each other.
 //
-// From document 000, "三、Greenlet模块" (the greenlet module): eat(name) and play(name)
-// hand control to each other with switch(). The first switch starts a greenlet and
-// passes its arguments ("egon"); later switches resume it where it stopped.
-// Python: g1 = greenlet(eat); g2 = greenlet(play); g1.switch('egon')
+// A greenlet runs only when something switches to it, and runs until it switches
+// somewhere else. The first switch to a greenlet starts its `run` with the switch's
+// arguments ("egon"); every later switch resumes it just after the switch_to where it
+// stopped. When `run` returns, control goes to the greenlet's parent (here main), not to
+// whoever switched to it last.
+//
+// Retells the tutorial's greenlet chapter: eat and play. The Python program:
+//
+//   from greenlet import greenlet
+//
+//   def eat(name):
+//       print('%s eat 1' % name)
+//       g2.switch('egon')
+//       print('%s eat 2' % name)
+//       g2.switch()
+//
+//   def play(name):
+//       print('%s play 1' % name)
+//       g1.switch()
+//       print('%s play 2' % name)
+//
+//   g1 = greenlet(eat)
+//   g2 = greenlet(play)
+//   g1.switch('egon')   # arguments go with the first switch; later ones need none
 #include <iostream>
 #include <string>
 

@@ -1,10 +1,30 @@
-// 02 — test1/test2: a greenlet that is never switched back to never finishes.
+// 02 — A greenlet never switched back to never finishes; dropping it unwinds it.
 //
-// From document 000, "greenlet ... 它到底是怎么实现切换的呢?" (how does switching work?):
 // test1 prints 12 and switches to test2, which prints 56 and switches back; test1
-// prints 34 and ends. Nothing ever switches to test2 again, so 78 is never printed.
-// The document warns this "may leak"; in C++, dropping the last handle of the
-// suspended greenlet unwinds its stack, so its destructors run.
+// prints 34 and ends, and control goes to main. Nothing ever switches to test2 again,
+// so 78 is never printed: test2 stays suspended. Python warns that such a greenlet may
+// leak; in C++, dropping the last handle of a suspended greenlet throws
+// `greenlets::greenlet_exit` at its pending switch_to, so its stack unwinds and its
+// destructors run.
+//
+// Retells the tutorial's greenlet chapter, where it asks how switching actually works:
+// test1 and test2. The Python program:
+//
+//   from greenlet import greenlet
+//
+//   def test1():
+//       print(12)
+//       gr2.switch()
+//       print(34)
+//
+//   def test2():
+//       print(56)
+//       gr1.switch()
+//       print(78)
+//
+//   gr1 = greenlet(test1)
+//   gr2 = greenlet(test2)
+//   gr1.switch()
 #include <iostream>
 
 #include <greenlets/greenlets.hpp>

@@ -1,8 +1,29 @@
-// 03 — A and B: each switches to the other twice.
+// 03 — Each switch resumes a greenlet exactly where it stopped.
 //
-// From document 001, "(2)greenlet模块实现程序间切换执行" (switching between functions
-// with greenlet), and the same program as func1/func2 in document 003 (6.1.1).
-// A starts, switches to B, B switches back to A, A switches to B again, B ends.
+// A starts and switches to B; B switches back, and A continues after its first
+// switch_to; A switches to B again, and B continues after its own. Creating a greenlet
+// runs nothing: it runs only when switched to. B ends first, so control returns to its
+// parent, main, and A is left suspended until its handle is dropped.
+//
+// Retells the greenlet example of the tutorials' coroutine chapters: A and B (another
+// tutorial calls them func1 and func2 and prints 1, 3, 2, 4). The Python program:
+//
+//   import greenlet
+//
+//   def A():
+//       print('a.....')
+//       g2.switch()  # switch to B
+//       print('a....2')
+//       g2.switch()
+//
+//   def B():
+//       print('b.....')
+//       g1.switch()  # switch to A
+//       print('b....2')
+//
+//   g1 = greenlet.greenlet(A)  # "start a thread", says the tutorial: it starts nothing
+//   g2 = greenlet.greenlet(B)
+//   g1.switch()
 #include <iostream>
 
 #include <greenlets/greenlets.hpp>
@@ -24,7 +45,7 @@ void B() {
 }  // B ends: back to its parent, main (A stays suspended and is unwound when dropped)
 
 int main() {
-  g1 = greenlets::greenlet(A);  // "启动一个线程" says the document: it starts nothing yet;
+  g1 = greenlets::greenlet(A);  // starts nothing yet:
   g2 = greenlets::greenlet(B);  // a greenlet only runs when switched to
   g1.switch_to();               // returns when B ends
 

@@ -1,9 +1,29 @@
-// 04 — producer and consumer with yield/send: "the consumer needs a bun".
+// 04 — A producer and a consumer taking turns through yield and send.
 //
-// From document 001, "(1)yield实现协程效果" (coroutines with yield): the consumer is a
-// generator that waits at `bun = yield` for the producer to send() it a bun. Here the
-// generator's body runs on its own greenlet; send(i) resumes it, and the pending
-// yield returns i. Python's bare `yield` hands out None: nullptr plays None here.
+// The consumer is a generator: it waits at `yield` for the producer to send() it a
+// bun, eats it, and waits again. Here the generator's body runs on a greenlet of its
+// own: send(i) resumes it, and its pending yield returns i. The body starts only at the
+// first next(), as Python's must be started with send(None).
+//
+// Retells the yield section of the tutorial's coroutine chapter: the consumer who needs
+// buns. The Python program (its messages translated, its colours left out):
+//
+//   def consumer(name):
+//       print('Start eating buns...')
+//       while True:
+//           print('[consumer] %s needs a bun' % name)
+//           bone = yield   # receives what send() sends
+//           print('[%s] ate bun %s' % (name, bone))
+//
+//   def producer(obj1):
+//       obj1.send(None)   # must send None first
+//       for i in range(3):
+//           print('[producer] making bun %s' % i)
+//           obj1.send(i)
+//
+//   if __name__ == '__main__':
+//       con1 = consumer('consumer A')
+//       producer(con1)
 #include <cstddef>
 #include <iostream>
 #include <optional>

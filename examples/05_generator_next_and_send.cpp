@@ -1,10 +1,34 @@
-// 05 — a generator freezes a function's state: next() and send().
+// 05 — A generator freezes a function's state: next() and send().
 //
-// From document 000, "冻结函数状态-->生成器" (freezing a function's state: generators).
-// Part 1: func() prints 1, 2, 3 between yields of 'aaa', 'bbb', 'ccc'; one next(g)
-// runs it only up to the first yield, so only 1 is printed.
-// Part 2: `x = yield 1`: next(g) returns 1; g.send('aaa') resumes the body with
-// x = 'aaa', which it prints, and returns the next yielded value, 2.
+// A generator's body runs only when asked: next() runs it up to its next yield and
+// returns the yielded item, leaving the rest undone until the next request. send(x)
+// does the same, and the pending yield inside the body returns x. Part 1: one next()
+// runs the body only up to its first yield, so only 1 is printed. Part 2: next()
+// returns 1; send("aaa") resumes the body with x = "aaa", which it prints, and returns
+// the next yielded item, 2.
+//
+// Retells the tutorial's section on freezing a function's state with generators. The
+// Python programs:
+//
+//   def func():
+//       print(1)
+//       yield 'aaa'
+//       print(2)
+//       yield 'bbb'
+//       print(3)
+//       yield 'ccc'
+//
+//   g = func()
+//   next(g)
+//
+//   def func():
+//       x = yield 1
+//       print(x)
+//       yield 2
+//
+//   g = func()
+//   print(next(g))
+//   print(g.send('aaa'))
 #include <iostream>
 #include <optional>
 #include <string>

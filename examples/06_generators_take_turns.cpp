@@ -1,9 +1,35 @@
-// 06 — work1 and work2 take turns through next().
+// 06 — Two generators take turns, driven by next().
 //
-// From document 004, "1. 简单协程" (a simple coroutine): two generators that each
-// print a line and yield, driven alternately by next() from main. The Python original
-// loops forever with time.sleep(0.5); here main runs three rounds without sleeping,
-// and the generators, still suspended in their endless loops, are unwound when dropped.
+// Each generator prints a line and yields; main resumes one, then the other, so their
+// lines alternate: cooperative multitasking with no threads. The Python original loops
+// forever with time.sleep(0.5); here main runs three rounds without sleeping, and the
+// generators, still suspended in their endless loops, are unwound when destroyed.
+//
+// Retells the tutorial's simple coroutine section: work1 and work2. The Python program:
+//
+//   import time
+//
+//   def work1():
+//       while True:
+//           print("------work1----")
+//           yield
+//           time.sleep(0.5)
+//
+//   def work2():
+//       while True:
+//           print("------work2-----")
+//           yield
+//           time.sleep(0.5)
+//
+//   def main():
+//       w1 = work1()
+//       w2 = work2()
+//       while True:
+//           next(w1)
+//           next(w2)
+//
+//   if __name__ == "__main__":
+//       main()
 #include <cstddef>
 #include <iostream>
 

@@ -1,8 +1,25 @@
-// 07 — generators inside generators: Python's `yield from`.
+// 07 — Generators inside generators: Python's `yield from`.
 //
-// From document 003, "6.1.2 yield": func1 yields 1, then everything func2 yields
-// (3 and 4), then 2. In C++ the outer body simply loops over the inner generator and
-// yields each item; each body has its own stack, so nesting needs nothing special.
+// func1 yields 1, then everything func2 yields (3 and 4), then 2. In C++ the outer body
+// simply loops over the inner generator and yields each item; each body has its own
+// stack, so nesting needs nothing special, and `yield` may be called from any depth of
+// nested calls.
+//
+// Retells the yield section of the asyncio tutorial's coroutine chapter. The Python
+// program:
+//
+//   def func1():
+//       yield 1
+//       yield from func2()
+//       yield 2
+//
+//   def func2():
+//       yield 3
+//       yield 4
+//
+//   f1 = func1()
+//   for item in f1:
+//       print(item)
 #include <iostream>
 
 #include <greenlets/generator.hpp>
