@@ -1,4 +1,4 @@
-// switch_overhead: the documents' second comparison. f1 does `res += i` and f2 does
+// switch_overhead: the tutorial's second timing comparison. f1 does `res += i` and f2 does
 // `res *= i`, each for N iterations; serially (f1(); f2();) or in two greenlets that
 // switch to each other after every iteration (2N one-way switches).
 //
@@ -11,7 +11,7 @@
 //   raw_fiber        the same with two boost::context::fibers resuming each other
 //   threads          two std::threads handing a turn word back and forth through a futex,
 //                    both pinned to one CPU with sched_setaffinity (a smaller n, scaled)
-//   python_serial, python_greenlet   the documents' programs (a smaller n, scaled)
+//   python_serial, python_greenlet   the tutorial's programs (a smaller n, scaled)
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/syscall.h>

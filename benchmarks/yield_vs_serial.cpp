@@ -1,4 +1,4 @@
-// yield_vs_serial: the documents' first comparison. A producer of N ints and a consumer
+// yield_vs_serial: the tutorial's first timing comparison. A producer of N ints and a consumer
 // that uses each one, either one after the other (a vector in between) or handing over
 // every item through a switch.
 //
@@ -10,7 +10,7 @@
 //   generator   greenlets::generator<int>, consumed with a range-for
 //   raw_fiber   a boost::context::fiber consumer fed through a shared slot
 //   coroutine2  boost::coroutines2::coroutine<int>::pull_type, consumed with a range-for
-//   python_*    the documents' programs (list vs generator send) under /usr/bin/python3
+//   python_*    the tutorial's programs (list vs generator send) under /usr/bin/python3
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 reports a "maybe uninitialized" state flag deep inside coroutines2's own
 // headers (inlined into this file), which -Werror would turn into a failed build.

@@ -1,5 +1,5 @@
-// Exceptions escaping `run` (DESIGN rule 3) and the per-greenlet exception state of
-// the C++ runtime (rule 10): `std::current_exception()`, `throw;` and
+// Exceptions escaping `run` (rule 3 of docs/semantics.md) and the per-greenlet
+// exception state of the C++ runtime (rule 10): `std::current_exception()`, `throw;` and
 // `std::uncaught_exceptions()` must see only the running greenlet's own exceptions.
 #include <exception>
 #include <stdexcept>

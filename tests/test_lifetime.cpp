@@ -1,5 +1,5 @@
-// Lifetime: what happens when the last handle of a greenlet goes (DESIGN rule 6,
-// "Details users rely on", research §1.8). Ports of greenlet's own tests name them.
+// Lifetime: what happens when the last handle of a greenlet goes (rule 6 and "Details
+// users rely on" in docs/semantics.md). Ports of greenlet's own tests name them.
 #include <unistd.h>
 
 #include <atomic>

@@ -1,5 +1,6 @@
 // A randomised model test: thousands of random operations on greenlets, across a few
-// threads, checked step by step against a small reference model of DESIGN.md's rules.
+// threads, checked step by step against a small reference model of the rules in
+// docs/semantics.md.
 //
 // Every greenlet (and each thread's main greenlet) runs the same little interpreter: it
 // reports what it received (a value, nothing, an exception, greenlet_exit), then asks

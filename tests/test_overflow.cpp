@@ -1,4 +1,4 @@
-// Stack overflow in a greenlet (DESIGN "Stacks"): the guard page turns it into a
+// Stack overflow in a greenlet ("Stacks" in docs/semantics.md): the guard page turns it into a
 // report naming the greenlet and its stack size, then an abort; faults that are not
 // in our guard pages go to whoever handled SIGSEGV before us.
 //

@@ -1,5 +1,6 @@
 // Parents: who a greenlet's result goes to, re-parenting at any time, cycles, the main
-// greenlet's missing parent, and a child keeping its parent alive (DESIGN.md rule 8).
+// greenlet's missing parent, and a child keeping its parent alive (rule 8 of
+// docs/semantics.md).
 #include <memory>
 #include <string>
 #include <utility>

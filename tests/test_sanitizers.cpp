@@ -1,4 +1,4 @@
-// The tools that must work (DESIGN "Tools that must work"): AddressSanitizer, UBSan,
+// The tools that must work (docs/architecture.md, "Sanitizers and valgrind"): ASan, UBSan,
 // ThreadSanitizer and valgrind memcheck see every switch, so the patterns that give
 // them false positives when they do not (exceptions thrown on greenlet stacks, a
 // stack reused after a greenlet finished on it, unwinding on drop, greenlets on

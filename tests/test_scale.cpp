@@ -1,5 +1,5 @@
 // Scale: many suspended greenlets at once, their resident memory, and the kernel's
-// mapping limit (DESIGN.md "Stacks"; issue 5).
+// mapping limit ("Stacks" in docs/semantics.md).
 //
 // The non-hidden cases hold 20,000 greenlets; `[.stress]` holds 1,000,000 (the release
 // CI job runs it with `greenlets_tests "[.stress]"`). Memory is measured as VmRSS from

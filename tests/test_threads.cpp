@@ -1,5 +1,5 @@
-// Threads: greenlets belong to the thread that created them (DESIGN rules 6 and 7,
-// "Details users rely on", research §1.7 and §1.8). Catch2 assertions are not
+// Threads: greenlets belong to the thread that created them (rules 6 and 7 and "Details
+// users rely on" in docs/semantics.md). Catch2 assertions are not
 // thread-safe, so other threads only record what they see; the main thread checks.
 #include <algorithm>
 #include <atomic>

@@ -1,4 +1,4 @@
-// throw_to: raising an exception inside another greenlet (DESIGN rule 5).
+// throw_to: raising an exception inside another greenlet (rule 5 of docs/semantics.md).
 #include <exception>
 #include <stdexcept>
 #include <string>

@@ -1,4 +1,4 @@
-"""The documents' "switch overhead" programs, timed; run by benchmarks/switch_overhead.
+"""The tutorial's "switch overhead" programs, timed; run by benchmarks/switch_overhead.
 
 usage: switch_overhead.py N REPS
 Serial runs f1() then f2(); switched runs f1 and f2 in two greenlets that switch to

@@ -1,4 +1,4 @@
-"""The documents' "yield vs serial" programs, timed; run by benchmarks/yield_vs_serial.
+"""The tutorial's "yield vs serial" programs, timed; run by benchmarks/yield_vs_serial.
 
 usage: yield_vs_serial.py N REPS
 Prints one line per column: "<column> <seconds> <seconds> ...", one number per repetition.
@@ -14,7 +14,7 @@ except ImportError:  # the greenlet column is skipped
 
 
 # Serial: the producer builds a list, then the consumer gets it (consumer does nothing,
-# as in the document).
+# as in the tutorial).
 def consumer_serial(res):
     pass
 
