@@ -60,14 +60,14 @@ int main() {
 
   std::cout << "guarded, 64 KiB, not pooled\n";
   greenlets::options guarded;
-  guarded.stack_size = 64 * 1024;
+  guarded.stack_size = std::size_t{64} * 1024;
   guarded.allocator = greenlets::guarded_stacks();
   greenlets::greenlet(run, guarded).switch_to();
   std::cout << "  free stacks in this thread's pool: " << greenlets::stack_pool_size() << '\n';
 
   std::cout << "malloc, 32 KiB, no guard page\n";
   greenlets::options unguarded;
-  unguarded.stack_size = 32 * 1024;
+  unguarded.stack_size = std::size_t{32} * 1024;
   unguarded.allocator = greenlets::malloc_stacks();
   greenlets::greenlet(run, unguarded).switch_to();
 
