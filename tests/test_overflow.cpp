@@ -24,6 +24,9 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/fork_child.hpp"
+#include "support/options.hpp"
+
 #if defined(GREENLETS_VALGRIND_ACTIVE)
 #include <valgrind/valgrind.h>
 #endif
@@ -32,55 +35,9 @@ using greenlets::greenlet;
 
 namespace {
 
-struct child_result {
-  int status = 0;
-  std::string err;  // everything the child wrote to stderr
-
-  bool aborted() const { return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT; }
-  bool killed_by(int sig) const { return WIFSIGNALED(status) && WTERMSIG(status) == sig; }
-  bool exited_with(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-};
-
-// Runs `body` in a forked child whose stderr is captured (stdout is dropped), with
-// the default action for SIGSEGV and SIGABRT; a body that returns exits the child
-// with status 0.
-child_result run_child(const std::function<void()>& body) {
-  std::fflush(nullptr);
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    ::dup2(fds[1], STDERR_FILENO);
-    ::close(fds[1]);
-    const int null = ::open("/dev/null", O_WRONLY);
-    if (null >= 0) ::dup2(null, STDOUT_FILENO);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    ::sigaction(SIGSEGV, &dfl, nullptr);
-    ::sigaction(SIGABRT, &dfl, nullptr);
-    body();
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  child_result r;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      r.err.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  ::close(fds[0]);
-  while (::waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
-  }
-  INFO("child stderr:\n" << r.err);
-  return r;
-}
+using test_support::child_result;
+using test_support::run_child;
+using test_support::with_stack;
 
 volatile int depth_limit = INT_MAX;  // never reached: keeps the recursion non-trivially finite
 
@@ -118,13 +75,6 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
     ++n;
   }
   return n;
-}
-
-greenlets::options with_stack(std::size_t bytes, greenlets::stack_allocator a = {}) {
-  greenlets::options o;
-  o.stack_size = bytes;
-  o.allocator = std::move(a);
-  return o;
 }
 
 }  // namespace

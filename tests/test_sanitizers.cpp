@@ -19,6 +19,8 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/options.hpp"
+
 #if defined(GREENLETS_VALGRIND_ACTIVE)
 #include <valgrind/valgrind.h>
 #endif
@@ -30,12 +32,7 @@ using greenlets::detail::greenlet_access;
 
 namespace {
 
-greenlets::options with_stack(std::size_t bytes, greenlets::stack_allocator a = {}) {
-  greenlets::options o;
-  o.stack_size = bytes;
-  o.allocator = std::move(a);
-  return o;
-}
+using test_support::with_stack;
 
 // A frame with a large array, filled and summed: under ASan its redzones are
 // poisoned on entry, and any stale poison where the array lies is reported.

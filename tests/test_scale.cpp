@@ -24,6 +24,8 @@
 
 #include "greenlets/greenlets.hpp"
 
+#include "support/fork_child.hpp"
+
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -269,62 +271,13 @@ TEST_CASE("a stack given back to a full pool keeps its guard page when its slot 
   CHECK(greenlets::detail::stack_pool::local()->chunk_count() == 0);
 }
 
-namespace {
-
-// Runs `body` in a forked child (which may exhaust its mappings) and returns what it
-// wrote to `out`, with its exit status.
-struct child_result {
-  int status = -1;
-  std::string output;
-};
-
-template <class F>
-child_result in_child(F body) {
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::string out;
-    int code = 0;
-    try {
-      code = body(out);
-    } catch (...) {
-      out += "unexpected exception\n";
-      code = 99;
-    }
-    std::size_t done = 0;
-    while (done < out.size()) {
-      const ssize_t w = ::write(fds[1], out.data() + done, out.size() - done);
-      if (w <= 0) break;
-      done += static_cast<std::size_t>(w);
-    }
-    ::_exit(code);
-  }
-  ::close(fds[1]);
-  child_result r;
-  char buffer[4096];
-  ssize_t got;
-  while ((got = ::read(fds[0], buffer, sizeof buffer)) > 0) {
-    r.output.append(buffer, static_cast<std::size_t>(got));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-}  // namespace
-
 TEST_CASE(
     "without MADV_GUARD_INSTALL, greenlets fill vm.max_map_count and then fail with "
     "an error that names it",
     "[stack][scale]") {
   const std::size_t limit = greenlets::detail::read_max_map_count();
   REQUIRE(limit > 0);
-  child_result r = in_child([](std::string& out) {
+  test_support::child_result r = test_support::run_child([](std::string& out) {
     greenlets::detail::guard_mode.store(greenlets::detail::guard_mprotect);
     std::vector<greenlet> held;
     held.reserve(100000);
@@ -347,22 +300,22 @@ TEST_CASE(
       }
     }
   });
-  INFO(r.output);
-  REQUIRE(r.status == 0);
-  const std::size_t held = std::stoul(r.output);
+  INFO(r.err);
+  REQUIRE(r.exit_code() == 0);
+  const std::size_t held = std::stoul(r.err);
   // Two mappings per stack (guard, stack), minus what the process had already.
   CHECK(held > limit / 2 - 2000);
   CHECK(held <= limit / 2);
-  CHECK_THAT(r.output, Catch::Contains("vm.max_map_count (" + std::to_string(limit) + ")"));
-  CHECK_THAT(r.output, Catch::Contains("greenlets: stack allocation"));
-  CHECK_THAT(r.output, Catch::Contains("MADV_GUARD_INSTALL"));
+  CHECK_THAT(r.err, Catch::Contains("vm.max_map_count (" + std::to_string(limit) + ")"));
+  CHECK_THAT(r.err, Catch::Contains("greenlets: stack allocation"));
+  CHECK_THAT(r.err, Catch::Contains("MADV_GUARD_INSTALL"));
 }
 
 TEST_CASE(
     "at vm.max_map_count both a failing mmap and a failing guard mprotect name the "
     "limit",
     "[stack][scale]") {
-  child_result r = in_child([](std::string& out) {
+  test_support::child_result r = test_support::run_child([](std::string& out) {
     greenlets::detail::guard_mode.store(greenlets::detail::guard_mprotect);
     const std::size_t page = greenlets::detail::page_size();
     // Use up the mappings with single pages that never merge (alternating protections).
@@ -394,14 +347,14 @@ TEST_CASE(
     void* p = ::mmap(nullptr, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? 6 : 0;
   });
-  INFO(r.output);
-  CHECK(r.status == 0);
-  CHECK_THAT(r.output, Catch::Contains("mmap: greenlets: stack allocation: mmap failed with "
-                                       "ENOMEM"));
-  CHECK_THAT(r.output, Catch::Contains("mprotect: greenlets: stack allocation: mprotect of a "
-                                       "guard page failed with ENOMEM"));
-  CHECK_THAT(r.output, Catch::Contains("vm.max_map_count"));
-  CHECK_THAT(r.output, !Catch::Contains("no failure"));
+  INFO(r.err);
+  CHECK(r.exit_code() == 0);
+  CHECK_THAT(r.err, Catch::Contains("mmap: greenlets: stack allocation: mmap failed with "
+                                    "ENOMEM"));
+  CHECK_THAT(r.err, Catch::Contains("mprotect: greenlets: stack allocation: mprotect of a "
+                                    "guard page failed with ENOMEM"));
+  CHECK_THAT(r.err, Catch::Contains("vm.max_map_count"));
+  CHECK_THAT(r.err, !Catch::Contains("no failure"));
 }
 
 TEST_CASE("an mmap too large for the address space is still std::bad_alloc", "[stack][scale]") {
