@@ -79,7 +79,7 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
 
 }  // namespace
 
-TEST_CASE("Overflowing a greenlet's stack reports the greenlet and its stack size, then aborts",
+TEST_CASE("overflowing a greenlet's stack reports the greenlet and its stack size, then aborts",
           "[stack][overflow]") {
   child_result r = run_child([] {
     greenlets::detail::install_overflow_reporting();  // as this thread's first stack did
@@ -94,7 +94,7 @@ TEST_CASE("Overflowing a greenlet's stack reports the greenlet and its stack siz
   CHECK(count_of(r.err, expected) == 2);
 }
 
-TEST_CASE("An overflow on a stack reused from the pool is reported with that stack's size",
+TEST_CASE("an overflow on a stack reused from the pool is reported with that stack's size",
           "[stack][overflow]") {
   child_result r = run_child([] {
     greenlets::detail::install_overflow_reporting();
@@ -111,7 +111,7 @@ TEST_CASE("An overflow on a stack reused from the pool is reported with that sta
   CHECK(count_of(r.err, expected) == 2);
 }
 
-TEST_CASE("Overflowing a freshly mapped guarded stack is reported the same way",
+TEST_CASE("overflowing a freshly mapped guarded stack is reported the same way",
           "[stack][overflow]") {
   child_result r = run_child([] {
     greenlets::detail::install_overflow_reporting();
@@ -124,7 +124,7 @@ TEST_CASE("Overflowing a freshly mapped guarded stack is reported the same way",
   CHECK(count_of(r.err, expected) == 2);
 }
 
-TEST_CASE("An overflow in a greenlet of another thread is reported on that thread's signal stack",
+TEST_CASE("an overflow in a greenlet of another thread is reported on that thread's signal stack",
           "[stack][overflow][threads]") {
   child_result r = run_child([] {
     std::thread t([] {
@@ -167,7 +167,7 @@ bool ours_installed() {
 
 }  // namespace
 
-TEST_CASE("A fault outside our guard pages goes to the SIGSEGV handler installed before ours",
+TEST_CASE("a fault outside our guard pages goes to the SIGSEGV handler installed before ours",
           "[stack][overflow]") {
   child_result r = run_child([] {
     struct sigaction theirs {};
@@ -187,7 +187,7 @@ TEST_CASE("A fault outside our guard pages goes to the SIGSEGV handler installed
   CHECK(r.err.find("stack overflow") == std::string::npos);
 }
 
-TEST_CASE("A fault outside our guard pages with no handler before ours kills with SIGSEGV",
+TEST_CASE("a fault outside our guard pages with no handler before ours kills with SIGSEGV",
           "[stack][overflow]") {
   child_result r = run_child([] {
     struct sigaction dfl {};
@@ -205,7 +205,7 @@ TEST_CASE("A fault outside our guard pages with no handler before ours kills wit
   CHECK(r.err.find("stack overflow") == std::string::npos);
 }
 
-TEST_CASE("Starting a greenlet installs the overflow handler and a signal stack for the thread",
+TEST_CASE("starting a greenlet installs the overflow handler and a signal stack for the thread",
           "[stack][overflow][threads]") {
   std::thread t([] {
     stack_t before{};

@@ -61,7 +61,7 @@ __attribute__((noinline)) int throw_through(int depth) {
 
 }  // namespace
 
-TEST_CASE("Exceptions thrown and caught on greenlet stacks are clean under the tools",
+TEST_CASE("exceptions thrown and caught on greenlet stacks are clean under the tools",
           "[tools][rule3]") {
   int caught_inside = 0;
   std::vector<greenlet> gs;
@@ -96,7 +96,7 @@ TEST_CASE("Exceptions thrown and caught on greenlet stacks are clean under the t
   CHECK_THROWS_AS(throw_through(20), std::runtime_error);
 }
 
-TEST_CASE("A stack reused from the pool carries nothing over from the greenlet that finished on it",
+TEST_CASE("a stack reused from the pool carries nothing over from the greenlet that finished on it",
           "[tools][stack]") {
   constexpr std::size_t size = 128 * 1024;
   greenlets::stack_context first{};
@@ -135,7 +135,7 @@ TEST_CASE("A stack reused from the pool carries nothing over from the greenlet t
   CHECK(second.sp == first.sp);
 }
 
-TEST_CASE("Unwinding dropped greenlets suspended inside catch blocks and deep frames is clean",
+TEST_CASE("unwinding dropped greenlets suspended inside catch blocks and deep frames is clean",
           "[tools][rule6][rule10]") {
   std::atomic<int> unwound{0};
   for (int round = 0; round < 4; ++round) {
@@ -165,7 +165,7 @@ TEST_CASE("Unwinding dropped greenlets suspended inside catch blocks and deep fr
   CHECK(unwound == 24);
 }
 
-TEST_CASE("A chain of nested greenlets switching straight back to main is clean",
+TEST_CASE("a chain of nested greenlets switching straight back to main is clean",
           "[tools][rule2]") {
   // main -> g0 -> g1 -> ... -> g19; the innermost switches to main directly, so main
   // is entered from a greenlet other than the one it left for.
@@ -193,7 +193,7 @@ TEST_CASE("A chain of nested greenlets switching straight back to main is clean"
   CHECK(top.dead());
 }
 
-TEST_CASE("Greenlets on several threads, handing heap data between them, are clean",
+TEST_CASE("greenlets on several threads, handing heap data between them, are clean",
           "[tools][threads][rule7]") {
   constexpr int threads = 4;
   constexpr int items = 200;
@@ -225,7 +225,7 @@ TEST_CASE("Greenlets on several threads, handing heap data between them, are cle
   }
 }
 
-TEST_CASE("A greenlet dropped on another thread is unwound by its owner cleanly",
+TEST_CASE("a greenlet dropped on another thread is unwound by its owner cleanly",
           "[tools][threads][rule6]") {
   std::atomic<int> unwound{0};
   greenlet g([&unwound] {
@@ -244,7 +244,7 @@ TEST_CASE("A greenlet dropped on another thread is unwound by its owner cleanly"
 }
 
 #if defined(GREENLETS_TSAN)
-TEST_CASE("Under ThreadSanitizer each greenlet runs on a fiber of its own", "[tools][tsan]") {
+TEST_CASE("under ThreadSanitizer each greenlet runs on a fiber of its own", "[tools][tsan]") {
   void* main_fiber = __tsan_get_current_fiber();
   void* seen_a = nullptr;
   void* seen_b = nullptr;
@@ -269,7 +269,7 @@ TEST_CASE("Under ThreadSanitizer each greenlet runs on a fiber of its own", "[to
 #endif
 
 #if defined(GREENLETS_VALGRIND_ACTIVE)
-TEST_CASE("A running greenlet's stack is registered with valgrind exactly while it is owned",
+TEST_CASE("a running greenlet's stack is registered with valgrind exactly while it is owned",
           "[tools][valgrind]") {
   unsigned id = 0;
   greenlet g([&id] {
@@ -290,7 +290,7 @@ TEST_CASE("A running greenlet's stack is registered with valgrind exactly while 
 #endif
 
 #if !defined(GREENLETS_ASAN) && !defined(GREENLETS_TSAN)
-TEST_CASE("Without a sanitizer the tool hooks take at most a valgrind stack id in a greenlet",
+TEST_CASE("without a sanitizer the tool hooks take at most a valgrind stack id in a greenlet",
           "[tools]") {
 #if defined(GREENLETS_VALGRIND_ACTIVE)
   CHECK(sizeof(greenlets::detail::tool_state) == sizeof(unsigned));

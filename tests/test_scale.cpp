@@ -193,7 +193,7 @@ void check_scale(std::size_t n, const scale_result& r) {
          << " bytes per greenlet (not part of VmRSS); after dropping them all: " << r.rss_after_drop
          << " KiB above the start, of which malloc holds " << r.heap_free_after_drop
          << " KiB free; after trim_stack_pool and malloc_trim: " << r.rss_after_trim << " KiB");
-  // The 6 KiB bound of issue 5: one touched stack page (the guard page costs nothing
+  // The 6 KiB bound: one touched stack page (the guard page costs nothing
   // resident), the heap record and our share of the vector of handles.
   CHECK(r.rss_per_greenlet <= 6144);
   // After the drop, what is still resident beyond a few MiB (the pool's cache: 256 stacks
