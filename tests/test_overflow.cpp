@@ -52,6 +52,7 @@ __attribute__((noinline)) int recurse(int depth) {
 // prefixed with "expect: ", then overflows `g`'s stack.
 void overflow_in(greenlet& g, std::size_t kib) {
   char line[128];
+  // The report names the greenlet by its internal address, which nothing public shows.
   const int n = std::snprintf(line, sizeof line,
                               "expect: greenlets: stack overflow in greenlet %p (stack %zu KiB)\n",
                               static_cast<void*>(greenlets::detail::greenlet_access::get(g)), kib);
@@ -82,6 +83,7 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
 TEST_CASE("overflowing a greenlet's stack reports the greenlet and its stack size, then aborts",
           "[stack][overflow]") {
   child_result r = run_child([] {
+    // Not public: this thread's first stack, which installs the report, may predate the fork.
     greenlets::detail::install_overflow_reporting();  // as this thread's first stack did
     greenlet g([] { recurse(0); }, with_stack(64 * 1024));
     overflow_in(g, 64);
@@ -97,6 +99,7 @@ TEST_CASE("overflowing a greenlet's stack reports the greenlet and its stack siz
 TEST_CASE("an overflow on a stack reused from the pool is reported with that stack's size",
           "[stack][overflow]") {
   child_result r = run_child([] {
+    // Not public: this thread's first stack, which installs the report, may predate the fork.
     greenlets::detail::install_overflow_reporting();
     for (int i = 0; i < 3; ++i) {  // leaves stacks of this size in the pool
       greenlet warm([] { return recurse(INT_MAX); }, with_stack(96 * 1024));
@@ -114,6 +117,7 @@ TEST_CASE("an overflow on a stack reused from the pool is reported with that sta
 TEST_CASE("overflowing a freshly mapped guarded stack is reported the same way",
           "[stack][overflow]") {
   child_result r = run_child([] {
+    // Not public: this thread's first stack, which installs the report, may predate the fork.
     greenlets::detail::install_overflow_reporting();
     greenlet g([] { recurse(0); }, with_stack(32 * 1024, greenlets::guarded_stacks()));
     overflow_in(g, 32);
@@ -158,6 +162,7 @@ char* forbidden_page() {
   return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
 }
 
+// Compared with the library's own handler, which has no public name.
 bool ours_installed() {
   struct sigaction current {};
   ::sigaction(SIGSEGV, nullptr, &current);
@@ -175,6 +180,7 @@ TEST_CASE("a fault outside our guard pages goes to the SIGSEGV handler installed
     theirs.sa_flags = SA_SIGINFO;
     sigemptyset(&theirs.sa_mask);
     ::sigaction(SIGSEGV, &theirs, nullptr);
+    // Not public: starting a greenlet installs ours only on a thread's first stack.
     greenlets::detail::install_overflow_handler();  // ours goes on top, chaining to theirs
     if (!ours_installed()) ::_exit(3);
     char* page = forbidden_page();
@@ -194,6 +200,7 @@ TEST_CASE("a fault outside our guard pages with no handler before ours kills wit
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     ::sigaction(SIGSEGV, &dfl, nullptr);
+    // Not public: starting a greenlet installs ours only on a thread's first stack.
     greenlets::detail::install_overflow_handler();
     if (!ours_installed()) ::_exit(3);
     char* page = forbidden_page();

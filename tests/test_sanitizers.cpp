@@ -28,6 +28,7 @@
 using greenlets::current;
 using greenlets::greenlet;
 using greenlets::greenlet_exit;
+// What the tools were told (stack bounds, fibers, ids) is internal; nothing public shows it.
 using greenlets::detail::greenlet_access;
 
 namespace {
@@ -292,6 +293,7 @@ TEST_CASE("a running greenlet's stack is registered with valgrind exactly while 
 #if !defined(GREENLETS_ASAN) && !defined(GREENLETS_TSAN)
 TEST_CASE("without a sanitizer the tool hooks take at most a valgrind stack id in a greenlet",
           "[tools]") {
+  // The hooks' per-greenlet state is internal: its size is the cost checked here.
 #if defined(GREENLETS_VALGRIND_ACTIVE)
   CHECK(sizeof(greenlets::detail::tool_state) == sizeof(unsigned));
 #else

@@ -397,7 +397,7 @@ class failing_stacks final : public greenlets::stack_resource {
 
 }  // namespace
 
-TEST_CASE("a stack that cannot be allocated fails the switch; the greenlet never starts",
+TEST_CASE("a stack that cannot be allocated fails the switch, and the greenlet never starts",
           "[stack]") {
   auto stacks = std::make_shared<failing_stacks>();
   bool ran = false;
