@@ -73,9 +73,9 @@ TEST_CASE("an exception escaping run is rethrown in the parent's pending switch_
   CHECK_FALSE(g.active());
 }
 
+// greenlet: test_greenlet.py::TestGreenlet::test_exception
 TEST_CASE("an exception escaping run goes to the parent, not to whoever switched in last",
           "[exceptions][rule3]") {
-  // greenlet: test_greenlet.py::TestGreenlet::test_exception
   std::vector<std::string> seen;
   greenlet g1([&seen] { fmain(&seen); });
   greenlet g2([&seen] { fmain(&seen); });
@@ -100,9 +100,9 @@ TEST_CASE("an exception escaping run goes to the parent, not to whoever switched
   CHECK(seen == std::vector<std::string>{"some_error"});
 }
 
+// greenlet: test_greenlet.py::TestGreenlet::test_send_exception
 TEST_CASE("an exception raised by a child is rethrown at the parent's suspension point",
           "[exceptions][rule3]") {
-  // greenlet: test_greenlet.py::TestGreenlet::test_send_exception
   std::vector<std::string> seen;
   greenlet g1([&seen] { fmain(&seen); });
   g1.switch_to();
@@ -127,8 +127,8 @@ TEST_CASE("an exception escaping run passes over an unstarted parent, which neve
   CHECK(g.dead());
 }
 
+// greenlet: test_throw.py::ThrowTests::test_kill (the returned GreenletExit instance)
 TEST_CASE("greenlet_exit escaping run arrives at the parent as a value", "[exceptions][rule3]") {
-  // greenlet: test_throw.py::ThrowTests::test_kill (the returned GreenletExit instance)
   SECTION("greenlet_exit itself") {
     greenlet g([] { throw greenlet_exit(); });
     value v = g.switch_to();
@@ -207,8 +207,8 @@ TEST_CASE("after an exception from a greenlet is caught, no exception is left in
 // ---------------------------------------------------------------------------
 // Rule 10: exception state is per greenlet
 
+// greenlet: test_greenlet.py::TestGreenlet::test_exc_state
 TEST_CASE("a new greenlet starts with no active exception", "[exceptions][rule10]") {
-  // greenlet: test_greenlet.py::TestGreenlet::test_exc_state
   std::string in_h = "unset";
   int h_uncaught = -1;
   std::string f_before, f_after, f_rethrown;

@@ -164,8 +164,8 @@ TEST_CASE("a generator can be moved, even while suspended", "[generator]") {
 // ---------------------------------------------------------------------------
 // send
 
-TEST_CASE("x = yield 1 / send('aaa'): send's value is the result of the pending yield",
-          "[generator][send]") {
+// Python: `x = yield 1` in the body, then `g.send('aaa')`.
+TEST_CASE("send's value is the result of the pending yield", "[generator][send]") {
   std::vector<std::string> printed;
   generator<int, std::string> g([&](yield<int, std::string>& y) {
     std::optional<std::string> x = y(1);
@@ -192,7 +192,8 @@ TEST_CASE("a yield resumed by next() returns nullopt", "[generator][send]") {
   CHECK(got == std::vector<std::optional<int>>{std::nullopt, 42, 43});
 }
 
-TEST_CASE("the consumer/producer with send: the documents' buns", "[generator][send]") {
+// The classic producer/consumer: the producer sends each bun to a waiting eater.
+TEST_CASE("a consumer fed by send receives every item in order", "[generator][send]") {
   std::vector<std::string> log;
   generator<int, int> consumer([&](yield<int, int>& y) {
     for (;;) {
@@ -221,7 +222,8 @@ TEST_CASE("send with S = value checks the type at run time", "[generator][send][
   CHECK(g.finished());
 }
 
-TEST_CASE("S = value also accepts a string literal read as std::string", "[generator][send]") {
+TEST_CASE("send with S = value also accepts a string literal read as std::string",
+          "[generator][send]") {
   generator<int, greenlets::value> g([](yield<int, greenlets::value>& y) {
     std::optional<greenlets::value> v = y(0);
     y(static_cast<int>(std::move(*v).get<std::string>().size()));
@@ -389,7 +391,7 @@ TEST_CASE("a greenlet suspended while consuming a generator can still be unwound
 // Nesting and consumers in several greenlets
 
 TEST_CASE("a generator may be consumed inside another generator", "[generator][nested]") {
-  // yield from: func1 yields 1, then func2's items, then 2 (document 003's example).
+  // Python's `yield from`: func1 yields 1, then func2's items, then 2.
   auto func2 = [] {
     return generator<int>([](yield<int>& y) {
       y(3);
@@ -406,8 +408,8 @@ TEST_CASE("a generator may be consumed inside another generator", "[generator][n
   CHECK(seen == std::vector<int>{1, 3, 4, 2});
 }
 
-TEST_CASE("generators nest several levels deep (greenlet's test_generator_nested)",
-          "[generator][nested]") {
+// greenlet: test_generator_nested.py::NestedGeneratorTests::test_permutations
+TEST_CASE("generators nest several levels deep", "[generator][nested]") {
   // Permutations by recursion: each level is a generator consuming the level below.
   struct perms {
     static generator<std::string> of(std::string s) {

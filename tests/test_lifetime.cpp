@@ -19,6 +19,8 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/counting_stacks.hpp"
+#include "support/options.hpp"
 #include "support/tracking.hpp"
 
 using greenlets::current;
@@ -27,8 +29,10 @@ using greenlets::greenlet_exit;
 
 namespace {
 
+using test_support::counting_stacks;
 using test_support::live_counter;
 using test_support::tracked;
+using test_support::with_resource;
 
 // Appends `name` to `log` when destroyed: a destructor on a greenlet's stack.
 class recorder {
@@ -41,26 +45,6 @@ class recorder {
  private:
   std::vector<std::string>* log_;
   std::string name_;
-};
-
-// A stack_resource that counts what it hands out and gets back.
-class counting_stacks final : public greenlets::stack_resource {
- public:
-  greenlets::stack_context allocate(std::size_t size) override {
-    greenlets::stack_context sc = inner_.resource()->allocate(size);
-    ++allocated;
-    return sc;
-  }
-  void deallocate(greenlets::stack_context sc) noexcept override {
-    ++deallocated;
-    inner_.resource()->deallocate(sc);
-  }
-
-  std::atomic<int> allocated{0};
-  std::atomic<int> deallocated{0};
-
- private:
-  greenlets::stack_allocator inner_ = greenlets::guarded_stacks();
 };
 
 // Installs an unraisable handler that records every report; restores the previous
@@ -122,12 +106,6 @@ std::string capture_stderr(F&& f) {
   while ((n = std::fread(buf, 1, sizeof buf, tmp)) > 0) text.append(buf, n);
   std::fclose(tmp);
   return text;
-}
-
-greenlets::options counted_options(const std::shared_ptr<counting_stacks>& stacks) {
-  greenlets::options opts;
-  opts.allocator = greenlets::stack_allocator(stacks);
-  return opts;
 }
 
 }  // namespace
@@ -341,7 +319,7 @@ TEST_CASE("a greenlet that swallows its kill and switches back is reported and l
           log.push_back("resumed");
           return 7;
         },
-        counted_options(stacks));
+        with_resource(stacks));
     g.switch_to();
   }
   CHECK(log == std::vector<std::string>{"swallowed"});
@@ -529,23 +507,21 @@ TEST_CASE("every stack comes back and run's captures are destroyed, however a gr
   unraisable_capture capture;
 
   SECTION("run returns") {
-    greenlet g([t = tracked(captures)] { return 1; }, counted_options(stacks));
+    greenlet g([t = tracked(captures)] { return 1; }, with_resource(stacks));
     CHECK(g.switch_to().get<int>() == 1);
   }
   SECTION("run throws") {
     greenlet g([t = tracked(captures)] { throw std::runtime_error("escapes run"); },
-               counted_options(stacks));
+               with_resource(stacks));
     CHECK_THROWS_WITH(g.switch_to(), "escapes run");
   }
   SECTION("killed by throw_to") {
-    greenlet g([t = tracked(captures)] { current().parent().switch_to(); },
-               counted_options(stacks));
+    greenlet g([t = tracked(captures)] { current().parent().switch_to(); }, with_resource(stacks));
     g.switch_to();
     CHECK(g.throw_to().holds<greenlet_exit>());
   }
   SECTION("unwound by dropping its last handle") {
-    greenlet g([t = tracked(captures)] { current().parent().switch_to(); },
-               counted_options(stacks));
+    greenlet g([t = tracked(captures)] { current().parent().switch_to(); }, with_resource(stacks));
     g.switch_to();
     CHECK(stacks->allocated == 1);
     CHECK(stacks->deallocated == 0);
@@ -556,13 +532,13 @@ TEST_CASE("every stack comes back and run's captures are destroyed, however a gr
     greenlet outer(
         [&] {
           // Parent main: a child of `outer` would hold `outer` alive from its own stack.
-          greenlets::options opts = counted_options(stacks);
+          greenlets::options opts = with_resource(stacks);
           opts.parent = main_greenlet;
           greenlet inner([t = tracked(captures)] { current().parent().switch_to(); }, opts);
           inner.switch_to();
           current().parent().switch_to();
         },
-        counted_options(stacks));
+        with_resource(stacks));
     outer.switch_to();
     CHECK(stacks->allocated == 2);
     CHECK(captures.live == 1);
@@ -571,7 +547,7 @@ TEST_CASE("every stack comes back and run's captures are destroyed, however a gr
     greenlet held;  // keeps it suspended until its thread ends
     std::thread th([&] {
       greenlet g([t = tracked(captures)] { current().parent().switch_to(); },
-                 counted_options(stacks));
+                 with_resource(stacks));
       g.switch_to();
       held = g;
     });
@@ -582,7 +558,7 @@ TEST_CASE("every stack comes back and run's captures are destroyed, however a gr
     CHECK(captures.live == 0);
   }
   SECTION("never started") {
-    greenlet g([t = tracked(captures)] {}, counted_options(stacks));
+    greenlet g([t = tracked(captures)] {}, with_resource(stacks));
   }
   CHECK(stacks->allocated == stacks->deallocated);
   CHECK(captures.live == 0);
@@ -607,11 +583,11 @@ TEST_CASE("a cycle through a suspended stack lives until its thread ends, which 
                   recorder r2(log, "~inner");
                   current().parent().switch_to();
                 },
-                counted_options(stacks));
+                with_resource(stacks));
             inner.switch_to();
             current().parent().switch_to();
           },
-          counted_options(stacks));
+          with_resource(stacks));
       outer.switch_to();
     }
     unwound_before_thread_returned = !log.empty();

@@ -31,6 +31,9 @@
 
 #include "greenlets/greenlets.hpp"
 
+#include "support/counting_stacks.hpp"
+#include "support/options.hpp"
+
 using greenlets::greenlet;
 
 namespace {
@@ -84,20 +87,6 @@ receipt to_receipt(greenlets::value v) {
   return {0, rk::value, -999999};  // never expected
 }
 
-// Counts the stacks out, on top of the default pool.
-struct counting_stacks final : greenlets::stack_resource {
-  long out = 0;  // used by the owning thread only
-  greenlets::stack_context allocate(std::size_t size) override {
-    greenlets::stack_context sc = greenlets::pooled_stacks().resource()->allocate(size);
-    ++out;
-    return sc;
-  }
-  void deallocate(greenlets::stack_context sc) noexcept override {
-    --out;
-    greenlets::pooled_stacks().resource()->deallocate(sc);
-  }
-};
-
 // Handles other threads may try (and must fail) to use; only the owner adds and removes.
 struct exchange {
   std::mutex mutex;
@@ -149,7 +138,9 @@ struct world {
   std::deque<greenlet> h;  // by id; a deque, so pending switches keep their `this`
   int cur = 0;
   std::deque<receipt> expected;
-  std::shared_ptr<counting_stacks> stacks = std::make_shared<counting_stacks>();
+  // Counts the stacks out, on top of the default pool.
+  std::shared_ptr<test_support::counting_stacks> stacks =
+      std::make_shared<test_support::counting_stacks>(greenlets::pooled_stacks());
   long captures = 0;
   exchange& ex;
   std::string failure;
@@ -267,8 +258,8 @@ struct world {
       fail("live run functions: " + std::to_string(captures) + ", the model says " +
            std::to_string(fns));
     }
-    if (stacks_out != stacks->out) {
-      fail("stacks out: " + std::to_string(stacks->out) + ", the model says " +
+    if (stacks_out != stacks->out()) {
+      fail("stacks out: " + std::to_string(stacks->out()) + ", the model says " +
            std::to_string(stacks_out));
     }
     if (live > max_live) max_live = live;
@@ -430,9 +421,7 @@ struct world {
   }
 
   greenlets::options options_with(int parent) {
-    greenlets::options o;
-    o.stack_size = 64 * 1024;
-    o.allocator = greenlets::stack_allocator(stacks);
+    greenlets::options o = test_support::with_resource(stacks, 64 * 1024);
     o.parent = h[static_cast<std::size_t>(parent)];
     return o;
   }
@@ -572,7 +561,7 @@ struct world {
         if (m[i].exists) fail("greenlet " + std::to_string(i) + " still exists in the model");
       }
       if (captures != 0) fail("live run functions after the end: " + std::to_string(captures));
-      if (stacks->out != 0) fail("stacks not given back: " + std::to_string(stacks->out));
+      if (stacks->out() != 0) fail("stacks not given back: " + std::to_string(stacks->out()));
     }
     h.clear();
   }

@@ -24,6 +24,9 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/fork_child.hpp"
+#include "support/options.hpp"
+
 #if defined(GREENLETS_VALGRIND_ACTIVE)
 #include <valgrind/valgrind.h>
 #endif
@@ -32,55 +35,9 @@ using greenlets::greenlet;
 
 namespace {
 
-struct child_result {
-  int status = 0;
-  std::string err;  // everything the child wrote to stderr
-
-  bool aborted() const { return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT; }
-  bool killed_by(int sig) const { return WIFSIGNALED(status) && WTERMSIG(status) == sig; }
-  bool exited_with(int code) const { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-};
-
-// Runs `body` in a forked child whose stderr is captured (stdout is dropped), with
-// the default action for SIGSEGV and SIGABRT; a body that returns exits the child
-// with status 0.
-child_result run_child(const std::function<void()>& body) {
-  std::fflush(nullptr);
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    ::dup2(fds[1], STDERR_FILENO);
-    ::close(fds[1]);
-    const int null = ::open("/dev/null", O_WRONLY);
-    if (null >= 0) ::dup2(null, STDOUT_FILENO);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    ::sigaction(SIGSEGV, &dfl, nullptr);
-    ::sigaction(SIGABRT, &dfl, nullptr);
-    body();
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  child_result r;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      r.err.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  ::close(fds[0]);
-  while (::waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
-  }
-  INFO("child stderr:\n" << r.err);
-  return r;
-}
+using test_support::child_result;
+using test_support::run_child;
+using test_support::with_stack;
 
 volatile int depth_limit = INT_MAX;  // never reached: keeps the recursion non-trivially finite
 
@@ -95,6 +52,7 @@ __attribute__((noinline)) int recurse(int depth) {
 // prefixed with "expect: ", then overflows `g`'s stack.
 void overflow_in(greenlet& g, std::size_t kib) {
   char line[128];
+  // The report names the greenlet by its internal address, which nothing public shows.
   const int n = std::snprintf(line, sizeof line,
                               "expect: greenlets: stack overflow in greenlet %p (stack %zu KiB)\n",
                               static_cast<void*>(greenlets::detail::greenlet_access::get(g)), kib);
@@ -120,18 +78,12 @@ std::size_t count_of(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
-greenlets::options with_stack(std::size_t bytes, greenlets::stack_allocator a = {}) {
-  greenlets::options o;
-  o.stack_size = bytes;
-  o.allocator = std::move(a);
-  return o;
-}
-
 }  // namespace
 
-TEST_CASE("Overflowing a greenlet's stack reports the greenlet and its stack size, then aborts",
+TEST_CASE("overflowing a greenlet's stack reports the greenlet and its stack size, then aborts",
           "[stack][overflow]") {
   child_result r = run_child([] {
+    // Not public: this thread's first stack, which installs the report, may predate the fork.
     greenlets::detail::install_overflow_reporting();  // as this thread's first stack did
     greenlet g([] { recurse(0); }, with_stack(64 * 1024));
     overflow_in(g, 64);
@@ -144,9 +96,10 @@ TEST_CASE("Overflowing a greenlet's stack reports the greenlet and its stack siz
   CHECK(count_of(r.err, expected) == 2);
 }
 
-TEST_CASE("An overflow on a stack reused from the pool is reported with that stack's size",
+TEST_CASE("an overflow on a stack reused from the pool is reported with that stack's size",
           "[stack][overflow]") {
   child_result r = run_child([] {
+    // Not public: this thread's first stack, which installs the report, may predate the fork.
     greenlets::detail::install_overflow_reporting();
     for (int i = 0; i < 3; ++i) {  // leaves stacks of this size in the pool
       greenlet warm([] { return recurse(INT_MAX); }, with_stack(96 * 1024));
@@ -161,9 +114,10 @@ TEST_CASE("An overflow on a stack reused from the pool is reported with that sta
   CHECK(count_of(r.err, expected) == 2);
 }
 
-TEST_CASE("Overflowing a freshly mapped guarded stack is reported the same way",
+TEST_CASE("overflowing a freshly mapped guarded stack is reported the same way",
           "[stack][overflow]") {
   child_result r = run_child([] {
+    // Not public: this thread's first stack, which installs the report, may predate the fork.
     greenlets::detail::install_overflow_reporting();
     greenlet g([] { recurse(0); }, with_stack(32 * 1024, greenlets::guarded_stacks()));
     overflow_in(g, 32);
@@ -174,7 +128,7 @@ TEST_CASE("Overflowing a freshly mapped guarded stack is reported the same way",
   CHECK(count_of(r.err, expected) == 2);
 }
 
-TEST_CASE("An overflow in a greenlet of another thread is reported on that thread's signal stack",
+TEST_CASE("an overflow in a greenlet of another thread is reported on that thread's signal stack",
           "[stack][overflow][threads]") {
   child_result r = run_child([] {
     std::thread t([] {
@@ -208,6 +162,7 @@ char* forbidden_page() {
   return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
 }
 
+// Compared with the library's own handler, which has no public name.
 bool ours_installed() {
   struct sigaction current {};
   ::sigaction(SIGSEGV, nullptr, &current);
@@ -217,7 +172,7 @@ bool ours_installed() {
 
 }  // namespace
 
-TEST_CASE("A fault outside our guard pages goes to the SIGSEGV handler installed before ours",
+TEST_CASE("a fault outside our guard pages goes to the SIGSEGV handler installed before ours",
           "[stack][overflow]") {
   child_result r = run_child([] {
     struct sigaction theirs {};
@@ -225,6 +180,7 @@ TEST_CASE("A fault outside our guard pages goes to the SIGSEGV handler installed
     theirs.sa_flags = SA_SIGINFO;
     sigemptyset(&theirs.sa_mask);
     ::sigaction(SIGSEGV, &theirs, nullptr);
+    // Not public: starting a greenlet installs ours only on a thread's first stack.
     greenlets::detail::install_overflow_handler();  // ours goes on top, chaining to theirs
     if (!ours_installed()) ::_exit(3);
     char* page = forbidden_page();
@@ -237,13 +193,14 @@ TEST_CASE("A fault outside our guard pages goes to the SIGSEGV handler installed
   CHECK(r.err.find("stack overflow") == std::string::npos);
 }
 
-TEST_CASE("A fault outside our guard pages with no handler before ours kills with SIGSEGV",
+TEST_CASE("a fault outside our guard pages with no handler before ours kills with SIGSEGV",
           "[stack][overflow]") {
   child_result r = run_child([] {
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     ::sigaction(SIGSEGV, &dfl, nullptr);
+    // Not public: starting a greenlet installs ours only on a thread's first stack.
     greenlets::detail::install_overflow_handler();
     if (!ours_installed()) ::_exit(3);
     char* page = forbidden_page();
@@ -255,7 +212,7 @@ TEST_CASE("A fault outside our guard pages with no handler before ours kills wit
   CHECK(r.err.find("stack overflow") == std::string::npos);
 }
 
-TEST_CASE("Starting a greenlet installs the overflow handler and a signal stack for the thread",
+TEST_CASE("starting a greenlet installs the overflow handler and a signal stack for the thread",
           "[stack][overflow][threads]") {
   std::thread t([] {
     stack_t before{};

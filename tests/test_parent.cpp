@@ -113,7 +113,7 @@ TEST_CASE("a deeper parent cycle is rejected", "[parent][rule8]") {
 }
 
 // greenlet: test_greenlet.py::TestGreenlet::test_exception (g2.parent = g1 while suspended)
-TEST_CASE("a suspended greenlet can be re-parented; its result then goes to the new parent",
+TEST_CASE("a suspended greenlet can be re-parented, and its result then goes to the new parent",
           "[parent][rule8][rule2]") {
   greenlet main = current();
   greenlet receiver([&] {

@@ -19,6 +19,8 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/options.hpp"
+
 #if defined(GREENLETS_VALGRIND_ACTIVE)
 #include <valgrind/valgrind.h>
 #endif
@@ -26,16 +28,12 @@
 using greenlets::current;
 using greenlets::greenlet;
 using greenlets::greenlet_exit;
+// What the tools were told (stack bounds, fibers, ids) is internal; nothing public shows it.
 using greenlets::detail::greenlet_access;
 
 namespace {
 
-greenlets::options with_stack(std::size_t bytes, greenlets::stack_allocator a = {}) {
-  greenlets::options o;
-  o.stack_size = bytes;
-  o.allocator = std::move(a);
-  return o;
-}
+using test_support::with_stack;
 
 // A frame with a large array, filled and summed: under ASan its redzones are
 // poisoned on entry, and any stale poison where the array lies is reported.
@@ -64,7 +62,7 @@ __attribute__((noinline)) int throw_through(int depth) {
 
 }  // namespace
 
-TEST_CASE("Exceptions thrown and caught on greenlet stacks are clean under the tools",
+TEST_CASE("exceptions thrown and caught on greenlet stacks are clean under the tools",
           "[tools][rule3]") {
   int caught_inside = 0;
   std::vector<greenlet> gs;
@@ -99,7 +97,7 @@ TEST_CASE("Exceptions thrown and caught on greenlet stacks are clean under the t
   CHECK_THROWS_AS(throw_through(20), std::runtime_error);
 }
 
-TEST_CASE("A stack reused from the pool carries nothing over from the greenlet that finished on it",
+TEST_CASE("a stack reused from the pool carries nothing over from the greenlet that finished on it",
           "[tools][stack]") {
   constexpr std::size_t size = 128 * 1024;
   greenlets::stack_context first{};
@@ -138,7 +136,7 @@ TEST_CASE("A stack reused from the pool carries nothing over from the greenlet t
   CHECK(second.sp == first.sp);
 }
 
-TEST_CASE("Unwinding dropped greenlets suspended inside catch blocks and deep frames is clean",
+TEST_CASE("unwinding dropped greenlets suspended inside catch blocks and deep frames is clean",
           "[tools][rule6][rule10]") {
   std::atomic<int> unwound{0};
   for (int round = 0; round < 4; ++round) {
@@ -168,7 +166,7 @@ TEST_CASE("Unwinding dropped greenlets suspended inside catch blocks and deep fr
   CHECK(unwound == 24);
 }
 
-TEST_CASE("A chain of nested greenlets switching straight back to main is clean",
+TEST_CASE("a chain of nested greenlets switching straight back to main is clean",
           "[tools][rule2]") {
   // main -> g0 -> g1 -> ... -> g19; the innermost switches to main directly, so main
   // is entered from a greenlet other than the one it left for.
@@ -196,7 +194,7 @@ TEST_CASE("A chain of nested greenlets switching straight back to main is clean"
   CHECK(top.dead());
 }
 
-TEST_CASE("Greenlets on several threads, handing heap data between them, are clean",
+TEST_CASE("greenlets on several threads, handing heap data between them, are clean",
           "[tools][threads][rule7]") {
   constexpr int threads = 4;
   constexpr int items = 200;
@@ -228,7 +226,7 @@ TEST_CASE("Greenlets on several threads, handing heap data between them, are cle
   }
 }
 
-TEST_CASE("A greenlet dropped on another thread is unwound by its owner cleanly",
+TEST_CASE("a greenlet dropped on another thread is unwound by its owner cleanly",
           "[tools][threads][rule6]") {
   std::atomic<int> unwound{0};
   greenlet g([&unwound] {
@@ -247,7 +245,7 @@ TEST_CASE("A greenlet dropped on another thread is unwound by its owner cleanly"
 }
 
 #if defined(GREENLETS_TSAN)
-TEST_CASE("Under ThreadSanitizer each greenlet runs on a fiber of its own", "[tools][tsan]") {
+TEST_CASE("under ThreadSanitizer each greenlet runs on a fiber of its own", "[tools][tsan]") {
   void* main_fiber = __tsan_get_current_fiber();
   void* seen_a = nullptr;
   void* seen_b = nullptr;
@@ -272,7 +270,7 @@ TEST_CASE("Under ThreadSanitizer each greenlet runs on a fiber of its own", "[to
 #endif
 
 #if defined(GREENLETS_VALGRIND_ACTIVE)
-TEST_CASE("A running greenlet's stack is registered with valgrind exactly while it is owned",
+TEST_CASE("a running greenlet's stack is registered with valgrind exactly while it is owned",
           "[tools][valgrind]") {
   unsigned id = 0;
   greenlet g([&id] {
@@ -293,8 +291,9 @@ TEST_CASE("A running greenlet's stack is registered with valgrind exactly while 
 #endif
 
 #if !defined(GREENLETS_ASAN) && !defined(GREENLETS_TSAN)
-TEST_CASE("Without a sanitizer the tool hooks take at most a valgrind stack id in a greenlet",
+TEST_CASE("without a sanitizer the tool hooks take at most a valgrind stack id in a greenlet",
           "[tools]") {
+  // The hooks' per-greenlet state is internal: its size is the cost checked here.
 #if defined(GREENLETS_VALGRIND_ACTIVE)
   CHECK(sizeof(greenlets::detail::tool_state) == sizeof(unsigned));
 #else

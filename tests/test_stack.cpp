@@ -22,6 +22,10 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/counting_stacks.hpp"
+#include "support/fork_child.hpp"
+#include "support/options.hpp"
+
 using greenlets::current;
 using greenlets::greenlet;
 using greenlets::greenlet_exit;
@@ -36,61 +40,10 @@ std::uintptr_t address_of(const volatile void* p) { return reinterpret_cast<std:
 // not do under AddressSanitizer, which can move locals to a "fake stack" on the heap).
 [[gnu::noinline]] std::uintptr_t stack_position() { return address_of(__builtin_frame_address(0)); }
 
-// Forwards to another allocator, recording each call.
-class counting_stacks final : public greenlets::stack_resource {
- public:
-  explicit counting_stacks(greenlets::stack_allocator inner = greenlets::guarded_stacks())
-      : inner_(std::move(inner)) {}
-
-  greenlets::stack_context allocate(std::size_t size) override {
-    greenlets::stack_context sc = inner_.resource()->allocate(size);
-    std::lock_guard<std::mutex> lock(mutex_);
-    requested_.push_back(size);
-    given_.push_back(sc);
-    threads_.push_back(std::this_thread::get_id());
-    ++allocated;
-    return sc;
-  }
-  void deallocate(greenlets::stack_context sc) noexcept override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      threads_.push_back(std::this_thread::get_id());
-    }
-    ++deallocated;
-    inner_.resource()->deallocate(sc);
-  }
-
-  std::vector<std::size_t> requested() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return requested_;
-  }
-  std::vector<greenlets::stack_context> given() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return given_;
-  }
-  std::vector<std::thread::id> threads() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return threads_;
-  }
-
-  std::atomic<int> allocated{0};
-  std::atomic<int> deallocated{0};
-
- private:
-  greenlets::stack_allocator inner_;
-  std::mutex mutex_;
-  std::vector<std::size_t> requested_;
-  std::vector<greenlets::stack_context> given_;
-  std::vector<std::thread::id> threads_;
-};
-
-greenlets::options with(const std::shared_ptr<greenlets::stack_resource>& resource,
-                        std::size_t stack_size = greenlets::default_stack_size) {
-  greenlets::options opts;
-  opts.stack_size = stack_size;
-  opts.allocator = greenlets::stack_allocator(resource);
-  return opts;
-}
+using test_support::counting_stacks;
+using test_support::with_allocator;
+using test_support::with_resource;
+using test_support::with_stack;
 
 bool within(std::uintptr_t p, const greenlets::stack_context& sc) {
   const std::uintptr_t top = address_of(sc.sp);
@@ -152,7 +105,7 @@ TEST_CASE("options.stack_size is honoured, rounded up to whole pages", "[stack]"
           for (std::size_t i = 0; i < big; i += 1024) sum += static_cast<unsigned char>(buffer[i]);
           return sum;
         },
-        with(stacks, 1024 * 1024));
+        with_resource(stacks, 1024 * 1024));
     std::size_t expected = 0;
     for (std::size_t i = 0; i < big; i += 1024) expected += (i >> 10) & 0xff;
     CHECK(g.switch_to().get<std::size_t>() == expected);
@@ -161,7 +114,7 @@ TEST_CASE("options.stack_size is honoured, rounded up to whole pages", "[stack]"
   }
   SECTION("sizes that are not whole pages are rounded up") {
     for (std::size_t asked : {std::size_t{100000}, std::size_t{64 * 1024 + 1}, std::size_t{1}}) {
-      greenlet g([] { return stack_position(); }, with(stacks, asked));
+      greenlet g([] { return stack_position(); }, with_resource(stacks, asked));
       const std::uintptr_t local = g.switch_to().get<std::uintptr_t>();
       const greenlets::stack_context sc = stacks->given().back();
       const std::size_t requested = stacks->requested().back();
@@ -238,9 +191,7 @@ TEST_CASE("the default pool reuses the stacks of finished greenlets", "[stack]")
   SECTION("guarded_stacks() and malloc_stacks() leave the pool alone") {
     for (const greenlets::stack_allocator& a :
          {greenlets::guarded_stacks(), greenlets::malloc_stacks()}) {
-      greenlets::options opts;
-      opts.allocator = a;
-      greenlet g([] { return greenlets::stack_pool_size(); }, opts);
+      greenlet g([] { return greenlets::stack_pool_size(); }, with_allocator(a));
       CHECK(g.switch_to().get<std::size_t>() == 1);
       CHECK(greenlets::stack_pool_size() == 1);
     }
@@ -259,8 +210,7 @@ TEST_CASE("every allocator runs greenlets correctly", "[stack]") {
                                               {"guarded", greenlets::guarded_stacks()},
                                               {"malloc", greenlets::malloc_stacks()}}));
   INFO(which.name);
-  greenlets::options opts;
-  opts.allocator = which.allocator;
+  const greenlets::options opts = with_allocator(which.allocator);
 
   // Ping-pong with values.
   greenlet counter(
@@ -317,7 +267,7 @@ TEST_CASE("the page below a guarded stack is inaccessible, the stack's lowest by
           "[stack]") {
   const auto allocator = GENERATE(greenlets::pooled_stacks(), greenlets::guarded_stacks());
   auto stacks = std::make_shared<counting_stacks>(allocator);
-  greenlet g([] { current().parent().switch_to(); }, with(stacks));
+  greenlet g([] { current().parent().switch_to(); }, with_resource(stacks));
   g.switch_to();
   REQUIRE(stacks->given().size() == 1);
   const greenlets::stack_context sc = stacks->given()[0];
@@ -359,10 +309,7 @@ void on_overflow_fault(int, ::siginfo_t* info, void*) {
 
 TEST_CASE("overflowing the default stack faults on its guard page instead of running on",
           "[stack]") {
-  std::fflush(nullptr);
-  const ::pid_t child = ::fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
+  const test_support::child_result r = test_support::run_child([] {
     // The child: no core file; a signal handler on its own stack checks where the
     // fault is; a 16 KiB default-allocated stack that recursion far deeper than it
     // fits (256-byte frames) must run off. The library's own overflow report (an
@@ -381,19 +328,16 @@ TEST_CASE("overflowing the default stack faults on its guard page instead of run
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     ::sigaction(SIGSEGV, &sa, nullptr);  // replaces Catch2's handler in the child
     ::sigaction(SIGBUS, &sa, nullptr);
-    greenlets::options opts;
-    opts.stack_size = overflow_stack_size;
     greenlet g(
         [] {
           overflow_top_local = stack_position();
           return recurse(0, 4000);
         },
-        opts);
+        with_stack(overflow_stack_size));
     const int depth = g.switch_to().get<int>();
-    ::_exit(depth == 4000 ? 0 : 3);
-  }
-  int status = 0;
-  REQUIRE(::waitpid(child, &status, 0) == child);
+    return depth == 4000 ? 0 : 3;
+  });
+  const int status = r.status;
   INFO("exited: " << WIFEXITED(status)
                   << ", exit status: " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
                   << " (4: the fault was not just below the stack)");
@@ -411,7 +355,7 @@ TEST_CASE("a custom stack_resource is used when given", "[stack]") {
           local = stack_position();
           current().parent().switch_to();
         },
-        with(stacks, 64 * 1024));
+        with_resource(stacks, 64 * 1024));
     CHECK(stacks->allocated == 0);  // nothing until it starts
     std::weak_ptr<counting_stacks> watch = stacks;
     auto raw = stacks.get();
@@ -431,7 +375,7 @@ TEST_CASE("a custom stack_resource is used when given", "[stack]") {
     std::thread::id owner;
     std::thread th([&] {
       owner = std::this_thread::get_id();
-      greenlet g([] { return 1; }, with(stacks));
+      greenlet g([] { return 1; }, with_resource(stacks));
       g.switch_to();
     });
     th.join();
@@ -453,11 +397,11 @@ class failing_stacks final : public greenlets::stack_resource {
 
 }  // namespace
 
-TEST_CASE("a stack that cannot be allocated fails the switch; the greenlet never starts",
+TEST_CASE("a stack that cannot be allocated fails the switch, and the greenlet never starts",
           "[stack]") {
   auto stacks = std::make_shared<failing_stacks>();
   bool ran = false;
-  greenlet g([&ran] { ran = true; }, with(stacks));
+  greenlet g([&ran] { ran = true; }, with_resource(stacks));
   CHECK_THROWS_AS(g.switch_to(), std::bad_alloc);
   CHECK_FALSE(ran);
   CHECK_FALSE(g.started());

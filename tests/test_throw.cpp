@@ -30,8 +30,8 @@ value to_parent(Args&&... args) {
 
 }  // namespace
 
+// greenlet: test_throw.py::ThrowTests::test_class
 TEST_CASE("throw_to raises the exception at the target's suspension point", "[throw][rule5]") {
-  // greenlet: test_throw.py::ThrowTests::test_class
   greenlet g([] {
     try {
       to_parent("ok");
@@ -49,8 +49,8 @@ TEST_CASE("throw_to raises the exception at the target's suspension point", "[th
   CHECK(g.dead());
 }
 
+// greenlet: test_throw.py::ThrowTests::test_val
 TEST_CASE("throw_to delivers the exception object itself", "[throw][rule5]") {
-  // greenlet: test_throw.py::ThrowTests::test_val
   auto f = [] {
     try {
       to_parent("ok");
@@ -98,9 +98,9 @@ TEST_CASE("throw_to(std::exception_ptr) raises the very object the pointer holds
   CHECK(g.dead());
 }
 
+// greenlet: test_throw.py::ThrowTests::test_kill
 TEST_CASE("throw_to() with no argument kills with greenlet_exit, which comes back as a value",
           "[throw][rule5]") {
-  // greenlet: test_throw.py::ThrowTests::test_kill
   bool resumed = false;
   greenlet g([&resumed] {
     to_parent("ok");
@@ -236,8 +236,8 @@ TEST_CASE("throw_to into an unstarted greenlet sends the exception to its parent
   }
 }
 
+// greenlet: test_throw.py::ThrowTests::test_throw_goes_to_original_parent
 TEST_CASE("an uncaught thrown exception goes to the target's original parent", "[throw][rule5]") {
-  // greenlet: test_throw.py::ThrowTests::test_throw_goes_to_original_parent
   greenlet main_g = current();
   auto f1 = [main_g]() mutable {
     try {

@@ -85,8 +85,8 @@ struct trace_off {
 
 }  // namespace
 
+// greenlet: test_tracing.py::TestGreenletTracing::test_set_same_tracer_twice
 TEST_CASE("settrace installs a callback and returns the previous one", "[trace][rule9]") {
-  // greenlet: test_tracing.py::TestGreenletTracing::test_set_same_tracer_twice
   trace_off off;
   CHECK_FALSE(greenlets::gettrace());
   std::vector<int> calls;
@@ -128,8 +128,8 @@ TEST_CASE("settrace installs a callback and returns the previous one", "[trace][
   CHECK(calls.empty());
 }
 
+// greenlet: test_tracing.py::TestGreenletTracing::test_a_greenlet_tracing
 TEST_CASE("the trace function sees switches, deaths and throws in order", "[trace][rule9]") {
-  // greenlet: test_tracing.py::TestGreenletTracing::test_a_greenlet_tracing
   trace_off off;
   greenlet main_g = current();
   greenlet g1([] {});
@@ -268,9 +268,9 @@ TEST_CASE("throws are traced as throw_to events", "[trace][rule9]") {
   }
 }
 
+// greenlet: test_tracing.py::TestGreenletTracing::test_b_exception_disables_tracing
 TEST_CASE("an exception thrown by the trace function disables tracing and is raised in the target",
           "[trace][rule9]") {
-  // greenlet: test_tracing.py::TestGreenletTracing::test_b_exception_disables_tracing
   trace_off off;
   greenlet main_g = current();
   greenlet g([main_g]() mutable { main_g.switch_to(); });
@@ -404,11 +404,11 @@ TEST_CASE("a pending throw survives a trace function that switches elsewhere",
   CHECK(g.dead());
 }
 
+// greenlet: test_greenlet.py::TestBrokenGreenlets::test_reentrant_switch_two_greenlets and
+// test_reentrant_switch_three_greenlets2 (their scripts fail_switch_*.py): a trace
+// function switches to g2 while main is being resumed by g1; the value g1 sent main
+// must not be replaced by g2's. (greenlet 2.0.2 itself fails this with a SystemError.)
 TEST_CASE("a trace function that switches greenlets keeps every switch's value", "[trace][rule9]") {
-  // greenlet: test_greenlet.py::TestBrokenGreenlets::test_reentrant_switch_two_greenlets and
-  // test_reentrant_switch_three_greenlets2 (their scripts fail_switch_*.py): a trace
-  // function switches to g2 while main is being resumed by g1; the value g1 sent main
-  // must not be replaced by g2's. (greenlet 2.0.2 itself fails this with a SystemError.)
   trace_off off;
   std::vector<std::string> results;
   greenlet main_g = current();

@@ -111,7 +111,7 @@ TEST_CASE("an empty value holds nothing", "[value]") {
   CHECK_FALSE(value::of().has_value());
 }
 
-TEST_CASE("a value holding one object", "[value]") {
+TEST_CASE("a value holding one object reports its type and gives it back", "[value]") {
   value v(5);
   CHECK(v.has_value());
   CHECK(static_cast<bool>(v));
@@ -419,7 +419,7 @@ TEST_CASE("a payload sent through a switch as an lvalue is copied once, and move
   CHECK(back.payload == "kept");
 }
 
-// The issue's requirement: a switch that carries nothing or one int costs no allocation.
+// A switch that carries nothing or one int must cost no allocation.
 TEST_CASE("a switch round trip with no payload or an int makes no heap allocation",
           "[value][alloc][switch]") {
   constexpr int rounds = 10000;
