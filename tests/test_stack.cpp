@@ -1,5 +1,5 @@
 // Stacks: sizes, the per-thread pool, the allocators, guard pages and custom
-// resources (DESIGN "Stacks"; stack.hpp).
+// resources (README "Stacks and limits"; stack.hpp).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
