@@ -9,11 +9,8 @@ cd "$(dirname "$0")/.."
 [ "${1:-}" = build/valgrind ] && shift  # the build directory is the preset's
 scripts/setup-debian.sh valgrind
 export CMAKE_BUILD_PARALLEL_LEVEL=${GREENLETS_JOBS:-2}
-specs='~[scale]'
-if [ $# -gt 0 ]; then
-  specs=$(IFS=';'; echo "$*")
-fi
-# The specs are a cache variable: set every time, so a run without them is the default.
-cmake --preset valgrind "-DGREENLETS_MEMCHECK_SPECS=$specs"
+specs=()  # the preset's default unless given (a cache variable, a list)
+[ $# -eq 0 ] || specs=("-DGREENLETS_MEMCHECK_SPECS=$(IFS=';'; echo "$*")")
+cmake --preset valgrind "${specs[@]}"
 cmake --build --preset valgrind
 ctest --preset valgrind
