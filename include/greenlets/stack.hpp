@@ -8,7 +8,8 @@
 // The default (`pooled_stacks()`) gives every stack a guard page below it, so an
 // overflow faults instead of corrupting memory, and reuses stacks from a per-thread
 // pool so spawning makes no system call in the steady state. The guard pages and the
-// pool are in detail/guard_pages.hpp and detail/stack_pool.hpp.
+// pool are in detail/guard_pages.hpp and detail/stack_pool.hpp, the overflow report
+// in detail/overflow.hpp.
 #ifndef GREENLETS_STACK_HPP
 #define GREENLETS_STACK_HPP
 
@@ -100,10 +101,14 @@ inline const std::shared_ptr<stack_resource>& pooled_resource() {
 /// The default: stacks with a guard page, reused from a per-thread pool.
 ///
 /// Spawning makes no system call once the pool is warm; a thread keeps at most 256
-/// free stacks of each size and unmaps the rest.
+/// free stacks of each size and unmaps the rest. An overflow is reported by a SIGSEGV
+/// handler installed when a thread first starts a greenlet on a guarded stack (unless
+/// `GREENLETS_NO_OVERFLOW_HANDLER` is defined).
 inline stack_allocator pooled_stacks() { return stack_allocator(detail::pooled_resource()); }
 
 /// Stacks with a guard page, mapped for each greenlet and unmapped when it ends.
+///
+/// Overflows are reported as with `pooled_stacks()`.
 inline stack_allocator guarded_stacks() {
   static const auto resource = std::make_shared<
       detail::function_stack_resource<&detail::map_guarded_stack, &detail::unmap_guarded_stack>>();
