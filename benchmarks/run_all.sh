@@ -23,7 +23,10 @@ echo "### switch_overhead (N = 20,000,000; the documents use 1e8: run the binary
 echo
 if [ -x "$b/micro" ]; then
   echo "### micro (Google Benchmark)"
-  "$b/micro" --reps 5 --benchmark_min_time=0.2 "$@"
+  # No colour codes in a log or a pipe: Google Benchmark writes them unless told.
+  color=--benchmark_color=auto
+  [ -t 1 ] || color=--benchmark_color=false
+  "$b/micro" --reps 5 --benchmark_min_time=0.2 "$color" "$@"
 else
   echo "### micro skipped: not built (Google Benchmark, libbenchmark-dev, not found)"
 fi

@@ -1,31 +1,26 @@
 #!/usr/bin/env bash
-# Builds and runs every test: Debug and Release with warnings as errors (gcc and
-# clang), the hidden stress tests in Release, and the sanitizer and valgrind runs.
-# Usage: scripts/test.sh [--quick]   (--quick: the Debug build and its ctest only)
+# Builds and runs every test, one CMake workflow preset (CMakePresets.json) after the
+# other: Debug and Release with warnings as errors (gcc and clang), the hidden stress
+# tests in Release, and the sanitizer and valgrind runs.
+# Usage: scripts/test.sh [--quick]   (--quick: the Debug build and its tests only)
+# GREENLETS_JOBS sets the parallel build and test jobs (default: the number of CPUs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-debian.sh cmake g++ clang libboost-context-dev catch2 libbenchmark-dev valgrind \
-  python3-greenlet python3-gevent
-jobs=$(nproc)
+scripts/setup-debian.sh cmake g++ clang libboost-context-dev libboost-fiber-dev catch2 \
+  libbenchmark-dev valgrind gdb python3-greenlet python3-gevent
+export CMAKE_BUILD_PARALLEL_LEVEL=${GREENLETS_JOBS:-$(nproc)}
+export CTEST_PARALLEL_LEVEL=$CMAKE_BUILD_PARALLEL_LEVEL
 
-run_config() {  # name, then cmake arguments
-  local name=$1; shift
-  echo "=== greenlets tests: $name"
-  cmake -S . -B "build/$name" -DGREENLETS_WARNINGS_AS_ERRORS=ON -DGREENLETS_BUILD_BENCHMARKS=OFF "$@" >/dev/null
-  cmake --build "build/$name" -j "$jobs"
-  ctest --test-dir "build/$name" --output-on-failure -j "$jobs"
+workflow() {
+  echo "=== greenlets tests: $1"
+  cmake --workflow --preset "$1"
 }
 
-run_config debug -DCMAKE_BUILD_TYPE=Debug
+workflow dev
 [ "${1:-}" = "--quick" ] && exit 0
-run_config release -DCMAKE_BUILD_TYPE=Release
-echo "=== greenlets tests: release, hidden stress tests"
-build/release/tests/greenlets_tests "[.stress]"
-run_config clang-debug -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++
-for tool in asan tsan valgrind; do
-  if [ -x ".ci/san_$tool.sh" ]; then
-    echo "=== greenlets tests: $tool"
-    ".ci/san_$tool.sh" "build/$tool"
-  fi
-done
+workflow release  # with the hidden [.stress] tests
+workflow clang
+.ci/san_asan.sh
+.ci/san_tsan.sh
+.ci/san_valgrind.sh
 echo "=== greenlets tests: all passed"

@@ -84,7 +84,7 @@ TEST_CASE("overflowing a greenlet's stack reports the greenlet and its stack siz
           "[stack][overflow]") {
   child_result r = run_child([] {
     // Not public: this thread's first stack, which installs the report, may predate the fork.
-    greenlets::detail::install_overflow_reporting();  // as this thread's first stack did
+    greenlets::detail::report_overflows_on_this_thread();
     greenlet g([] { recurse(0); }, with_stack(64 * 1024));
     overflow_in(g, 64);
   });
@@ -100,7 +100,7 @@ TEST_CASE("an overflow on a stack reused from the pool is reported with that sta
           "[stack][overflow]") {
   child_result r = run_child([] {
     // Not public: this thread's first stack, which installs the report, may predate the fork.
-    greenlets::detail::install_overflow_reporting();
+    greenlets::detail::report_overflows_on_this_thread();
     for (int i = 0; i < 3; ++i) {  // leaves stacks of this size in the pool
       greenlet warm([] { return recurse(INT_MAX); }, with_stack(96 * 1024));
       warm.switch_to();
@@ -118,7 +118,7 @@ TEST_CASE("overflowing a freshly mapped guarded stack is reported the same way",
           "[stack][overflow]") {
   child_result r = run_child([] {
     // Not public: this thread's first stack, which installs the report, may predate the fork.
-    greenlets::detail::install_overflow_reporting();
+    greenlets::detail::report_overflows_on_this_thread();
     greenlet g([] { recurse(0); }, with_stack(32 * 1024, greenlets::guarded_stacks()));
     overflow_in(g, 32);
   });
@@ -228,4 +228,39 @@ TEST_CASE("starting a greenlet installs the overflow handler and a signal stack 
     CHECK(ours_installed());
   });
   t.join();
+}
+
+TEST_CASE(
+    "The overflow handler is installed when a thread first starts a greenlet on a guarded "
+    "stack, not before",
+    "[stack][overflow][threads]") {
+  // A new thread in the child: the test thread may have started greenlets already.
+  child_result r = run_child([] {
+    std::thread t([] {
+      if (ours_installed()) ::_exit(10);  // the child starts from the default action
+      greenlet unstarted([] {});
+      if (ours_installed()) ::_exit(11);  // a greenlet gets its stack when it starts
+      greenlet on_malloc([] { return 1; }, with_stack(64 * 1024, greenlets::malloc_stacks()));
+      if (on_malloc.switch_to().get<int>() != 1) ::_exit(12);
+      if (ours_installed()) ::_exit(13);  // no guard page, nothing to report
+      greenlet guarded([] { return 2; });
+      if (guarded.switch_to().get<int>() != 2) ::_exit(14);
+      if (!ours_installed()) ::_exit(15);
+    });
+    t.join();
+  });
+  CHECK(r.exited_with(0));
+}
+
+TEST_CASE("guarded_stacks() installs the overflow handler on first use too", "[stack][overflow]") {
+  child_result r = run_child([] {
+    std::thread t([] {
+      if (ours_installed()) ::_exit(10);
+      greenlet g([] { return 1; }, with_stack(32 * 1024, greenlets::guarded_stacks()));
+      if (g.switch_to().get<int>() != 1) ::_exit(11);
+      if (!ours_installed()) ::_exit(12);
+    });
+    t.join();
+  });
+  CHECK(r.exited_with(0));
 }

@@ -1,19 +1,27 @@
 // Reporting a greenlet's stack overflow.
 //
 // Overflowing a guarded stack faults in the guard page below it. The fault cannot be
-// handled on the stack that overflowed, so each thread that hands out a stack gets
-// an alternate signal stack (unless it already has one, e.g. from ASan), and a
-// process-wide SIGSEGV handler runs there: a fault in the guard page of the running
-// greenlet prints
+// handled on the stack that overflowed, so each thread that runs greenlets on guarded
+// stacks gets an alternate signal stack (unless it already has one, e.g. from ASan),
+// and a process-wide SIGSEGV handler runs there: a fault in the guard page of the
+// running greenlet prints
 //
 //   greenlets: stack overflow in greenlet 0x5581e2a0 (stack 256 KiB)
 //
 // and aborts; any other fault goes to the handler that was installed before ours (or
-// the default action, which kills the process as if we were not there). Each thread
-// checks the handler when it hands out its first stack and installs ours again if
-// something replaced it (Catch2, for one, restores the handlers it found after each
-// test case), chaining to the one it replaces; should that one chain back to ours, the
-// loop ends in the default action.
+// the default action, which kills the process as if we were not there).
+//
+// Nothing is installed at start-up or by including a header. A thread sets up the
+// report when it starts a greenlet after it has mapped a guarded stack (the default
+// pooled_stacks() and guarded_stacks(); malloc_stacks() and custom resources alone
+// install nothing). At that point it installs our handler again if something replaced
+// it (Catch2, for one, restores the handlers it found after each test case), chaining
+// to the one it replaces; should that one chain back to ours, the loop ends in the
+// default action.
+//
+// Define GREENLETS_NO_OVERFLOW_HANDLER (in every translation unit, before any
+// greenlets header) to install neither the handler nor signal stacks: an overflow
+// then dies of a plain SIGSEGV, or goes to your own handler.
 //
 // Included at the end of greenlet_impl.hpp: the handler reads the running greenlet.
 #ifndef GREENLETS_DETAIL_OVERFLOW_HPP
@@ -28,6 +36,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "greenlets/detail/guard_pages.hpp"
 #include "greenlets/greenlet.hpp"
 
 namespace greenlets::detail {
@@ -91,16 +100,22 @@ inline const greenlet_impl* overflowed_greenlet(const void* addr) noexcept {
 
 inline thread_local bool tls_in_overflow_handler = false;
 
+// Leaves `sig` to the default action: the faulting instruction runs again and kills
+// the process once we return; a signal that was sent is sent again.
+inline void overflow_default_action(int sig, const siginfo_t* info) noexcept {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(sig, &dfl, nullptr);
+  if (info->si_code <= 0) ::raise(sig);
+}
+
 inline void overflow_signal_handler(int sig, siginfo_t* info, void* context) {
   const int saved_errno = errno;
   if (const greenlet_impl* g = overflowed_greenlet(info->si_addr)) overflow_report(g);
   if (tls_in_overflow_handler) {
-    // A handler we chained to chains back to us: end the loop with the default action.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    ::sigaction(sig, &dfl, nullptr);
-    if (info->si_code <= 0) ::raise(sig);
+    // A handler we chained to chains back to us: end the loop.
+    overflow_default_action(sig, info);
     errno = saved_errno;
     return;
   }
@@ -113,13 +128,7 @@ inline void overflow_signal_handler(int sig, siginfo_t* info, void* context) {
              prev.sa_handler != nullptr) {
     prev.sa_handler(sig);
   } else {
-    // The default action (ignoring a fault would only loop): the faulting
-    // instruction runs again and kills the process; a sent signal is sent again.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    ::sigaction(sig, &dfl, nullptr);
-    if (info->si_code <= 0) ::raise(sig);
+    overflow_default_action(sig, info);  // ignoring a fault would only loop
   }
   tls_in_overflow_handler = false;
   errno = saved_errno;
@@ -185,11 +194,22 @@ inline void install_overflow_handler() noexcept {
 }
 
 // Gives this thread an alternate signal stack and installs our SIGSEGV handler if it
-// is not. Called when the thread hands out its first stack.
-inline void install_overflow_reporting() noexcept {
-  tls_overflow_reporting = true;
+// is not installed.
+inline void report_overflows_on_this_thread() noexcept {
   thread_local overflow_alt_stack alt_stack;
   install_overflow_handler();
+}
+
+// Called as each greenlet starts (sanitizers.hpp) until it sets tls_overflow_reporting:
+// sets up the report once this thread has mapped a guarded stack.
+inline void install_overflow_reporting() noexcept {
+#ifdef GREENLETS_NO_OVERFLOW_HANDLER
+  tls_overflow_reporting = true;  // never asked again
+#else
+  if (!tls_made_guarded_stack) return;
+  tls_overflow_reporting = true;
+  report_overflows_on_this_thread();
+#endif
 }
 
 }  // namespace greenlets::detail

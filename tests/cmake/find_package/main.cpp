@@ -1,6 +1,7 @@
 // A consumer of an installed greenlets: found with find_package(greenlets), linked with
 // greenlets::greenlets and nothing else. Exits 0 when a greenlet switches correctly.
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -18,6 +19,11 @@ int main() {
     if (first != "ready" || sum != 42 || !child.dead()) {
       std::printf("find_package consumer: got \"%s\" and %d (dead: %d)\n", first.c_str(), sum,
                   child.dead() ? 1 : 0);
+      return 1;
+    }
+    if (std::strcmp(greenlets::version_string, PACKAGE_VERSION_FOUND) != 0) {
+      std::printf("find_package consumer: version.hpp says %s, the package %s\n",
+                  greenlets::version_string, PACKAGE_VERSION_FOUND);
       return 1;
     }
     std::printf("find_package consumer: greenlets %s works\n", greenlets::version_string);

@@ -1,0 +1,302 @@
+// The per-thread pool of guarded stacks behind pooled_stacks(), the default allocator.
+#ifndef GREENLETS_DETAIL_STACK_POOL_HPP
+#define GREENLETS_DETAIL_STACK_POOL_HPP
+
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "greenlets/detail/guard_pages.hpp"
+
+namespace greenlets::detail {
+
+// Guarded stacks of one thread, mapped in chunks and kept for reuse.
+//
+// A chunk is one mapping of up to 64 slots (a guard page, then a stack): one mmap and,
+// where the kernel can, one process_madvise for all its guard pages. A stack given back
+// goes to a short per-size cache ("warm": ready, its touched pages resident). Past that
+// it becomes a free slot of its chunk; a chunk whose slots are all free is unmapped,
+// and free slots of chunks still in use are emptied with MADV_DONTNEED (in batches), so
+// memory returns to the system while no mapping is ever split. Nothing is written into
+// the stacks, and nothing allocated while greenlets are dropped outlives the drop (it
+// would pin the top of the heap over their freed records): the lists of chunks are
+// intrusive, the warm cache is reserved whole up front.
+class stack_pool {
+ public:
+  static constexpr std::size_t max_cached_per_size = 256;  // warm stacks kept per size
+  static constexpr std::size_t max_dirty = 256;  // free slots left resident before a flush
+  static constexpr std::size_t max_slots_per_chunk = 64;
+  static constexpr std::size_t max_chunk_bytes = std::size_t{32} << 20;
+
+  stack_pool() = default;
+  stack_pool(const stack_pool&) = delete;
+  stack_pool& operator=(const stack_pool&) = delete;
+  ~stack_pool() {
+    trim(0);
+    // Chunks still in use hold stacks of greenlets leaked on purpose: they stay mapped.
+    for (auto& entry : chunks_) delete entry.second;
+    alive() = false;
+  }
+
+  // This thread's pool, or null once the thread has destroyed it.
+  static stack_pool* local() noexcept {
+    if (!alive()) return nullptr;
+    thread_local stack_pool pool;
+    return &pool;
+  }
+
+  stack_context allocate(std::size_t size) {
+    size = round_to_pages(size);
+    bucket& b = bucket_for(size);
+    if (!b.warm.empty()) {
+      stack_context sc = b.warm.back();
+      b.warm.pop_back();
+      return sc;
+    }
+    if (b.partial.head == nullptr) add_chunk(b);
+    chunk* c = b.partial.head;
+    // Prefer a slot whose pages are still resident.
+    const std::uint64_t from = c->dirty != 0 ? c->dirty : c->free;
+    const std::uint64_t bit = from & (~from + 1);  // the lowest
+    if (c->dirty & bit) {
+      c->dirty &= ~bit;
+      --dirty_;
+      if (c->dirty == 0) dirty_list_.remove(c);
+    }
+    c->free &= ~bit;
+    if (c->free == 0) b.partial.remove(c);
+    ++c->used;
+    return c->stack(static_cast<std::size_t>(__builtin_ctzll(bit)));
+  }
+
+  void deallocate(stack_context sc) noexcept {
+    for (bucket& b : buckets_) {
+      if (b.size == sc.size) {
+        if (b.warm.size() < max_cached_per_size && push(b.warm, sc)) return;
+        break;
+      }
+    }
+    release(sc);
+  }
+
+  // Releases cached stacks until at most `keep` per size remain ready, and empties the
+  // free slots of chunks still in use.
+  void trim(std::size_t keep) noexcept {
+    for (bucket& b : buckets_) {
+      while (b.warm.size() > keep) {
+        stack_context sc = b.warm.back();
+        b.warm.pop_back();
+        release(sc);
+      }
+    }
+    flush_dirty();
+  }
+
+  // Stacks kept ready (warm) across sizes: what trim_stack_pool releases.
+  std::size_t cached() const noexcept {
+    std::size_t n = 0;
+    for (const bucket& b : buckets_) n += b.warm.size();
+    return n;
+  }
+
+  // Chunks mapped now (for tests).
+  std::size_t chunk_count() const noexcept { return chunks_.size(); }
+
+ private:
+  struct chunk;
+
+  // An intrusive list of chunks, through one pair of links in each.
+  template <chunk* chunk::*Prev, chunk* chunk::*Next>
+  struct chunk_list {
+    chunk* head = nullptr;
+    void push(chunk* c) noexcept {
+      c->*Prev = nullptr;
+      c->*Next = head;
+      if (head != nullptr) head->*Prev = c;
+      head = c;
+    }
+    void remove(chunk* c) noexcept {
+      if (c->*Prev != nullptr) {
+        c->*Prev->*Next = c->*Next;
+      } else {
+        head = c->*Next;
+      }
+      if (c->*Next != nullptr) c->*Next->*Prev = c->*Prev;
+      c->*Prev = c->*Next = nullptr;
+    }
+  };
+
+  struct chunk {
+    char* base = nullptr;
+    std::size_t slot = 0;  // guard + stack bytes
+    std::size_t slots = 0;
+    std::size_t used = 0;     // slots handed out or cached warm
+    std::uint64_t free = 0;   // bit i: slot i is free in the chunk
+    std::uint64_t dirty = 0;  // bit i: free, with pages possibly still resident
+    chunk* partial_prev = nullptr;
+    chunk* partial_next = nullptr;
+    chunk* dirty_prev = nullptr;
+    chunk* dirty_next = nullptr;
+
+    stack_context stack(std::size_t i) const noexcept {
+      stack_context sc;
+      sc.size = slot - page_size();
+      sc.sp = base + (i + 1) * slot;
+      return sc;
+    }
+    std::size_t bytes() const noexcept { return slot * slots; }
+  };
+
+  using partial_list = chunk_list<&chunk::partial_prev, &chunk::partial_next>;
+  using dirty_list = chunk_list<&chunk::dirty_prev, &chunk::dirty_next>;
+
+  struct bucket {
+    std::size_t size = 0;
+    std::vector<stack_context> warm;
+    partial_list partial;        // chunks of this size with free slots
+    std::size_t next_slots = 4;  // chunks grow 4, 8, ... 64 slots
+  };
+
+  static bool push(std::vector<stack_context>& v, stack_context sc) noexcept {
+    try {
+      v.push_back(sc);
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+  bucket& bucket_for(std::size_t size) {
+    for (bucket& b : buckets_) {
+      if (b.size == size) return b;
+    }
+    bucket b;
+    b.size = size;
+    b.warm.reserve(max_cached_per_size);
+    buckets_.push_back(std::move(b));
+    return buckets_.back();
+  }
+
+  bucket* find_bucket(std::size_t size) noexcept {
+    for (bucket& b : buckets_) {
+      if (b.size == size) return &b;
+    }
+    return nullptr;
+  }
+
+  void add_chunk(bucket& b) {
+    const std::size_t slot = b.size + page_size();
+    std::size_t n = b.next_slots;
+    if (n * slot > max_chunk_bytes) n = max_chunk_bytes / slot;
+    if (n == 0) n = 1;
+    auto record = std::make_unique<chunk>();
+    record->base = map_stack_memory(n * slot);
+    record->slot = slot;
+    record->slots = n;
+    try {
+      install_guards(record->base, slot, n);
+      chunks_.emplace(reinterpret_cast<std::uintptr_t>(record->base), record.get());
+    } catch (...) {
+      ::munmap(record->base, n * slot);
+      throw;
+    }
+    chunk* c = record.release();
+    c->free = n == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+    b.partial.push(c);
+    if (b.next_slots < max_slots_per_chunk) b.next_slots *= 2;
+  }
+
+  chunk* find_chunk(const stack_context& sc) noexcept {
+    const auto low = reinterpret_cast<std::uintptr_t>(sc.sp) - sc.size;
+    auto it = chunks_.upper_bound(low);
+    if (it == chunks_.begin()) return nullptr;
+    --it;
+    chunk* c = it->second;
+    if (low >= it->first + c->bytes() || c->slot != sc.size + page_size()) return nullptr;
+    return c;
+  }
+
+  // Gives a stack back to its chunk: unmaps the chunk when it was the last one in use.
+  void release(stack_context sc) noexcept {
+    chunk* c = find_chunk(sc);
+    bucket* b = c != nullptr ? find_bucket(sc.size) : nullptr;
+    if (b == nullptr) {  // not one of ours: a single guarded mapping
+      unmap_guarded_stack(sc);
+      return;
+    }
+    const auto offset = static_cast<std::size_t>(static_cast<char*>(sc.sp) - c->base);
+    const std::uint64_t bit = std::uint64_t{1} << (offset / c->slot - 1);
+    if (--c->used == 0) {
+      if (c->free != 0) b->partial.remove(c);
+      if (c->dirty != 0) {
+        dirty_ -= static_cast<std::size_t>(__builtin_popcountll(c->dirty));
+        dirty_list_.remove(c);
+      }
+      ::munmap(c->base, c->bytes());
+      chunks_.erase(reinterpret_cast<std::uintptr_t>(c->base));
+      delete c;
+      return;
+    }
+    if (c->free == 0) b->partial.push(c);
+    c->free |= bit;
+    if (c->dirty == 0) dirty_list_.push(c);
+    c->dirty |= bit;
+    if (++dirty_ > max_dirty) flush_dirty();
+  }
+
+  // Empties the pages of every dirty free slot, a run of neighbouring slots at a time.
+  void flush_dirty() noexcept {
+    const std::size_t guard = page_size();
+    while (chunk* c = dirty_list_.head) {
+      std::uint64_t d = c->dirty;
+      while (d != 0) {
+        const auto first = static_cast<std::size_t>(__builtin_ctzll(d));
+        std::size_t last = first;
+        while (last + 1 < 64 && ((d >> (last + 1)) & 1U) != 0) ++last;
+        // From the first slot's stack (above its guard page) to the end of the last
+        // slot: guard markers in between survive MADV_DONTNEED.
+        char* from = c->base + first * c->slot + guard;
+        char* to = c->base + (last + 1) * c->slot;
+        ::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED);
+        for (std::size_t i = first; i <= last; ++i) d &= ~(std::uint64_t{1} << i);
+      }
+      c->dirty = 0;
+      dirty_list_.remove(c);
+    }
+    dirty_ = 0;
+  }
+
+  static bool& alive() noexcept {
+    thread_local bool flag = true;
+    return flag;
+  }
+
+  std::vector<bucket> buckets_;
+  std::map<std::uintptr_t, chunk*> chunks_;  // by base address
+  dirty_list dirty_list_;                    // chunks with dirty free slots
+  std::size_t dirty_ = 0;
+};
+
+// A stack from this thread's pool (a fresh one once the thread has destroyed its pool).
+inline stack_context pool_allocate(std::size_t size) {
+  if (stack_pool* pool = stack_pool::local()) return pool->allocate(size);
+  return map_guarded_stack(size);
+}
+
+// Gives a stack from pool_allocate back to this thread's pool.
+inline void pool_deallocate(stack_context sc) noexcept {
+  if (stack_pool* pool = stack_pool::local()) {
+    pool->deallocate(sc);
+  } else {
+    unmap_guarded_stack(sc);
+  }
+}
+
+}  // namespace greenlets::detail
+
+#endif  // GREENLETS_DETAIL_STACK_POOL_HPP

@@ -1,0 +1,124 @@
+// GREENLETS_NO_OVERFLOW_HANDLER: this file is a test binary of its own, compiled with
+// the macro defined (tests/CMakeLists.txt), since every translation unit of a program
+// must agree on it. Greenlets on guarded stacks then leave SIGSEGV and the signal
+// stacks alone, and an overflow dies of a plain SIGSEGV with no report.
+#ifndef GREENLETS_NO_OVERFLOW_HANDLER
+#error "build this file with GREENLETS_NO_OVERFLOW_HANDLER defined"
+#endif
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include <greenlets/greenlets.hpp>
+
+using greenlets::greenlet;
+
+namespace {
+
+struct signal_setup {
+  struct sigaction segv {};
+  stack_t alt{};
+};
+
+signal_setup current_setup() {
+  signal_setup s;
+  ::sigaction(SIGSEGV, nullptr, &s.segv);
+  ::sigaltstack(nullptr, &s.alt);
+  return s;
+}
+
+bool same_handler(const struct sigaction& a, const struct sigaction& b) {
+  if ((a.sa_flags & SA_SIGINFO) != (b.sa_flags & SA_SIGINFO)) return false;
+  if ((a.sa_flags & SA_SIGINFO) != 0) return a.sa_sigaction == b.sa_sigaction;
+  return a.sa_handler == b.sa_handler;
+}
+
+greenlets::options with_stack(std::size_t bytes, greenlets::stack_allocator a = {}) {
+  greenlets::options o;
+  o.stack_size = bytes;
+  o.allocator = std::move(a);
+  return o;
+}
+
+volatile int depth_limit = INT_MAX;  // never reached: keeps the recursion non-trivially finite
+
+__attribute__((noinline)) int recurse(int depth) {
+  volatile char frame[256];
+  frame[0] = static_cast<char>(depth);
+  if (depth >= depth_limit) return frame[0];
+  return recurse(depth + 1) + frame[0];
+}
+
+}  // namespace
+
+TEST_CASE("With GREENLETS_NO_OVERFLOW_HANDLER, guarded stacks install no handler or signal stack",
+          "[stack][overflow][threads]") {
+  // A new thread: its first stacks are made here, where the report would be set up.
+  std::thread t([] {
+    const signal_setup before = current_setup();
+    greenlet pooled([] { return 1; });
+    CHECK(pooled.switch_to().get<int>() == 1);
+    greenlet guarded([] { return 2; }, with_stack(32 * 1024, greenlets::guarded_stacks()));
+    CHECK(guarded.switch_to().get<int>() == 2);
+    CHECK(greenlets::detail::tls_made_guarded_stack);  // the guarded path was taken
+    const signal_setup after = current_setup();
+    CHECK(same_handler(after.segv, before.segv));
+    CHECK((after.alt.ss_flags & SS_DISABLE) == (before.alt.ss_flags & SS_DISABLE));
+    CHECK(after.alt.ss_sp == before.alt.ss_sp);
+  });
+  t.join();
+}
+
+TEST_CASE("With GREENLETS_NO_OVERFLOW_HANDLER, an overflow dies of a plain SIGSEGV",
+          "[stack][overflow]") {
+  // In a forked child with the default action for SIGSEGV (not Catch2's handler),
+  // its stderr captured.
+  std::fflush(nullptr);
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::dup2(fds[1], STDERR_FILENO);
+    ::close(fds[1]);
+    const int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) ::dup2(null, STDOUT_FILENO);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(SIGSEGV, &dfl, nullptr);
+    greenlet g([] { recurse(0); }, with_stack(64 * 1024));
+    g.switch_to();
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string err;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      err.append(buf, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  INFO("child stderr:\n" << err);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGSEGV);
+  CHECK(err.find("stack overflow in greenlet") == std::string::npos);
+}
