@@ -1,10 +1,9 @@
 // 04 — producer and consumer with yield/send: "the consumer needs a bun".
 //
-// From document 001, "(1)yield实现协程效果" (coroutines with yield): the consumer is a
-// generator that waits at `bun = yield` for the producer to send() it a bun. Here the
-// generator's body runs on its own greenlet; send(i) resumes it, and the pending
-// yield returns i. Python's bare `yield` hands out None: nullptr plays None here.
-#include <cstddef>
+// From the "python3之协程" tutorial, "(1)yield实现协程效果" (coroutines with yield): the
+// consumer is a generator that waits at `bun = yield` for the producer to send() it a
+// bun. Here the generator's body runs on its own greenlet; send(i) resumes it, and the
+// pending yield returns i. The bare `yield` hands out nothing: generator<void, int>.
 #include <iostream>
 #include <optional>
 #include <string>
@@ -12,17 +11,18 @@
 #include <greenlets/generator.hpp>
 
 // generator<T, S>: yields T to the consumer of the generator, accepts S by send().
-using bun_eater = greenlets::generator<std::nullptr_t, int>;
+// T = void: the body's bare yield() hands out no item, as Python's bare `yield`.
+using bun_eater = greenlets::generator<void, int>;
 
 bun_eater consumer(std::string name) {
   // Nothing runs yet: the body starts at the first next(), as a Python generator.
-  return bun_eater([name](greenlets::yield<std::nullptr_t, int>& yield) {
+  return bun_eater([name](greenlets::yield<void, int>& yield) {
     std::cout << "Start eating buns...\n";
     for (;;) {
       std::cout << "[consumer] " << name << " needs a bun\n";
       // Python: bone = yield — suspends here; send(i) makes this return i
       // (next() would make it return std::nullopt).
-      std::optional<int> bun = yield(nullptr);
+      std::optional<int> bun = yield();
       std::cout << "[" << name << "] ate bun " << *bun << '\n';
     }
   });

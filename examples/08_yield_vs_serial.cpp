@@ -1,15 +1,15 @@
 // 08 — serial vs yield: handing items over one at a time costs a switch each.
 //
-// From document 000, "一、引子" (introduction): producer() fills a list of N numbers and
-// consumer() takes the list (serial), versus a consumer generator that receives each
-// number by send() (concurrent). The document's point: switching alone does not make
-// anything faster. Here N is small so the example runs quickly; the real comparison
-// (N = 10,000,000, with a raw Boost.Context fiber beside it) is benchmarks/yield_vs_serial.
+// From the "Python 全栈开发, Day43" tutorial, "一、引子" (introduction): producer()
+// fills a list of N numbers and consumer() takes the list (serial), versus a consumer
+// generator that receives each number by send() (concurrent). The tutorial's point:
+// switching alone does not make anything faster. Here N is small so the example runs
+// quickly; the real comparison (N = 10,000,000, with a raw Boost.Context fiber beside
+// it) is benchmarks/yield_vs_serial.
 //
 // The times vary from run to run: in the expected output below, `{number}` matches any
 // number (see examples/check_output.cmake); every other character is compared exactly.
 #include <chrono>
-#include <cstddef>
 #include <iostream>
 #include <optional>
 #include <vector>
@@ -40,12 +40,11 @@ int main() {
   // Through a generator. Python: def consumer(): while True: x = yield
   {
     long sum = 0;
-    // generator<T, S>: this consumer yields nothing useful (nullptr, Python's None)
-    // and accepts longs by send().
-    greenlets::generator<std::nullptr_t, long> consumer(
-        [&sum](greenlets::yield<std::nullptr_t, long>& yield) {
-          for (;;) sum += yield(nullptr).value_or(0);  // x = yield; process x
-        });
+    // generator<void, S>: this consumer yields no item (a bare yield) and accepts
+    // longs by send().
+    greenlets::generator<void, long> consumer([&sum](greenlets::yield<void, long>& yield) {
+      for (;;) sum += yield().value_or(0);  // x = yield; process x
+    });
     auto start = std::chrono::steady_clock::now();
     consumer.next();  // Python: next(g) — run the consumer to its first yield
     for (long i = 0; i < N; ++i) consumer.send(i);  // one switch there and back per item
