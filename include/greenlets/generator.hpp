@@ -676,17 +676,20 @@ class generator {
     return nullptr;
   }
 
-  // Frees a state no generator owns any more (phase not running). A body suspended at a
-  // yield is unwound first, as close() does; what close() would throw goes to the
-  // unraisable handler, as Python reports an exception raised while collecting a
-  // generator.
+  // Frees a state no generator owns any more. A body suspended at a yield is unwound
+  // first, as close() does; what close() would throw goes to the unraisable handler, as
+  // Python reports an exception raised while collecting a generator.
   static void dispose(state* st) noexcept {
-    if (st->phase == detail::generator_phase::suspended && !st->body.dead()) {
-      if (detail::on_this_thread(st->body_impl)) close_for_drop(st);
-      if (st->phase != detail::generator_phase::finished) {
-        // Not unwound: it ignored greenlet_exit, or it belongs to another thread. Dropping
-        // the handle lets the core kill it (here, or queued to its thread); the body frees
-        // this state when it ends.
+    st->abandoned = false;  // owned here now, whatever happens below
+    if (st->body.started() && !st->body.dead()) {
+      if (st->phase == detail::generator_phase::suspended &&
+          detail::on_this_thread(st->body_impl) && !detail::is_running(st->body_impl)) {
+        close_for_drop(st);
+      }
+      if (!st->body.dead()) {
+        // Not unwound: it ignored greenlet_exit, belongs to another thread, or is not at
+        // a yield. Dropping the handle lets the core kill it (here, or queued to its
+        // thread); the body frees this state when it ends.
         st->detached = true;
         greenlet body = std::move(st->body);
         return;
