@@ -3,7 +3,8 @@
 // The consumer is a generator: it waits at `yield` for the producer to send() it a
 // bun, eats it, and waits again. Here the generator's body runs on a greenlet of its
 // own: send(i) resumes it, and its pending yield returns i. The body starts only at the
-// first next(), as Python's must be started with send(None).
+// first next(), as Python's must be started with send(None). The bare `yield` hands
+// out nothing: the generator is a generator<void, int>.
 //
 // Retells the yield section of the tutorial's coroutine chapter: the consumer who needs
 // buns. The Python program (its messages translated, its colours left out):
@@ -32,17 +33,18 @@
 #include <greenlets/generator.hpp>
 
 // generator<T, S>: yields T to the consumer of the generator, accepts S by send().
-using bun_eater = greenlets::generator<std::nullptr_t, int>;
+// T = void: the body's bare yield() hands out no item, as Python's bare `yield`.
+using bun_eater = greenlets::generator<void, int>;
 
 bun_eater consumer(std::string name) {
   // Nothing runs yet: the body starts at the first next(), as a Python generator.
-  return bun_eater([name](greenlets::yield<std::nullptr_t, int>& yield) {
+  return bun_eater([name](greenlets::yield<void, int>& yield) {
     std::cout << "Start eating buns...\n";
     for (;;) {
       std::cout << "[consumer] " << name << " needs a bun\n";
       // Python: bone = yield — suspends here; send(i) makes this return i
       // (next() would make it return std::nullopt).
-      std::optional<int> bun = yield(nullptr);
+      std::optional<int> bun = yield();
       std::cout << "[" << name << "] ate bun " << *bun << '\n';
     }
   });

@@ -35,24 +35,24 @@
 
 #include <greenlets/generator.hpp>
 
-// A generator that yields nothing useful: Python's bare `yield` hands out None,
-// and nullptr plays None here.
-using task = greenlets::generator<std::nullptr_t>;
+// A generator that yields no item: generator<void>, whose body calls a bare yield(),
+// as Python's bare `yield`.
+using task = greenlets::generator<void>;
 
 task work1() {
-  return task([](greenlets::yield<std::nullptr_t>& yield) {
+  return task([](greenlets::yield<void>& yield) {
     for (;;) {
       std::cout << "------work1----\n";
-      yield(nullptr);  // hand control back to whoever called next()
+      yield();  // hand control back to whoever called next()
     }
   });
 }
 
 task work2() {
-  return task([](greenlets::yield<std::nullptr_t>& yield) {
+  return task([](greenlets::yield<void>& yield) {
     for (;;) {
       std::cout << "------work2-----\n";
-      yield(nullptr);
+      yield();
     }
   });
 }
@@ -63,7 +63,7 @@ int main() {
   for (int round = 0; round < 3; ++round) {  // Python: while True:
     w1.next();                               // runs work1 until its yield
     w2.next();                               // runs work2 until its yield
-  }
+  }  // (next() returns true while the body yields, false once it has finished)
 }  // w2, then w1, destroyed: each endless loop is unwound at its yield
 
 // Expected output:

@@ -50,7 +50,6 @@
 //   stop = time.time()
 //   print(stop - start)  # 2.0272178649902344
 #include <chrono>
-#include <cstddef>
 #include <iostream>
 #include <optional>
 #include <vector>
@@ -81,12 +80,11 @@ int main() {
   // Through a generator. Python: def consumer(): while True: x = yield
   {
     long sum = 0;
-    // generator<T, S>: this consumer yields nothing useful (nullptr, Python's None)
-    // and accepts longs by send().
-    greenlets::generator<std::nullptr_t, long> consumer(
-        [&sum](greenlets::yield<std::nullptr_t, long>& yield) {
-          for (;;) sum += yield(nullptr).value_or(0);  // x = yield; process x
-        });
+    // generator<void, S>: this consumer yields no item (a bare yield) and accepts
+    // longs by send().
+    greenlets::generator<void, long> consumer([&sum](greenlets::yield<void, long>& yield) {
+      for (;;) sum += yield().value_or(0);  // x = yield; process x
+    });
     auto start = std::chrono::steady_clock::now();
     consumer.next();  // Python: next(g) — run the consumer to its first yield
     for (long i = 0; i < N; ++i) consumer.send(i);  // one switch there and back per item

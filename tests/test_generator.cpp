@@ -5,7 +5,11 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -14,6 +18,7 @@
 #include <greenlets/greenlets.hpp>
 
 #include "support/counting_new.hpp"
+#include "support/tracking.hpp"
 
 using greenlets::generator;
 using greenlets::yield;
@@ -35,6 +40,31 @@ struct can_send : std::false_type {};
 template <class G, class A>
 struct can_send<G, A, std::void_t<decltype(std::declval<G&>().send(std::declval<A>()))>>
     : std::true_type {};
+
+// An exception type the tests compare by identity (the address of the object caught).
+struct marker {
+  int id;
+};
+
+// Records what reaches the unraisable handler while it lives (the `where` handle is not
+// kept: it would keep that greenlet alive).
+class unraisable_log {
+ public:
+  unraisable_log() {
+    previous_ = greenlets::set_unraisable_handler(
+        [this](const greenlets::greenlet&, std::exception_ptr e, std::string_view what) {
+          reports.push_back(std::string(what) + " / " + test_support::describe(e));
+        });
+  }
+  unraisable_log(const unraisable_log&) = delete;
+  unraisable_log& operator=(const unraisable_log&) = delete;
+  ~unraisable_log() { greenlets::set_unraisable_handler(std::move(previous_)); }
+
+  std::vector<std::string> reports;
+
+ private:
+  greenlets::unraisable_function previous_;
+};
 
 generator<int> count_to(int n) {
   return generator<int>([n](yield<int>& y) {
@@ -318,6 +348,82 @@ TEST_CASE("destroying an unfinished generator unwinds its body", "[generator][li
   CHECK_FALSE(after_yield);
 }
 
+TEST_CASE("destroying a generator unwinds its body even while a greenlet it made refers to it",
+          "[generator][lifetime]") {
+  // The helper's parent is the body: a second reference to the body's greenlet, held on
+  // the body's own stack. Unwinding must not wait for the last reference to go.
+  int live = 0;
+  {
+    generator<int> g([&](yield<int>& y) {
+      tracked t(live);
+      greenlets::greenlet helper([] {});
+      y(1);
+    });
+    CHECK(g.next() == 1);
+    CHECK(live == 1);
+  }
+  CHECK(live == 0);
+}
+
+TEST_CASE("destroying a generator whose body ignores greenlet_exit reports it, then kills it",
+          "[generator][lifetime]") {
+  // Python: "RuntimeError: generator ignored GeneratorExit", reported as unraisable.
+  unraisable_log log;
+  int live = 0;
+  bool after_second = false;
+  {
+    generator<int> g([&](yield<int>& y) {
+      tracked t(live);
+      try {
+        y(1);
+      } catch (const greenlets::greenlet_exit&) {
+        y(2);  // ignores it; the kill that follows raises greenlet_exit here again
+        after_second = true;
+      }
+    });
+    CHECK(g.next() == 1);
+  }
+  CHECK(live == 0);
+  CHECK_FALSE(after_second);
+  REQUIRE(log.reports.size() == 1);
+  CHECK_THAT(log.reports[0], Catch::Contains("generator ignored greenlet_exit"));
+}
+
+TEST_CASE("destroying a generator whose body raises while unwinding reports the exception",
+          "[generator][lifetime][exceptions]") {
+  unraisable_log log;
+  int live = 0;
+  {
+    generator<int> g([&](yield<int>& y) {
+      tracked t(live);
+      try {
+        y(1);
+      } catch (const greenlets::greenlet_exit&) {
+        throw std::runtime_error("cleanup failed");
+      }
+    });
+    CHECK(g.next() == 1);
+  }
+  CHECK(live == 0);
+  REQUIRE(log.reports.size() == 1);
+  CHECK_THAT(log.reports[0],
+             Catch::Contains("other than greenlet_exit") && Catch::Contains("cleanup failed"));
+}
+
+TEST_CASE("a suspended generator destroyed on another thread is unwound on its own",
+          "[generator][lifetime][threads]") {
+  int live = 0;
+  generator<int> g([&](yield<int>& y) {
+    tracked t(live);
+    for (int i = 0;; ++i) y(i);
+  });
+  CHECK(g.next() == 0);
+  std::thread([&g] { generator<int> there = std::move(g); }).join();
+  CHECK(live == 1);            // queued: a body only runs on the thread that made it
+  (void)greenlets::current();  // runs the kills other threads queued for this one
+  CHECK(live == 0);
+}
+
 TEST_CASE("destroying an unstarted generator destroys its body without running it",
           "[generator][lifetime]") {
   int live = 0;
@@ -528,14 +634,6 @@ TEST_CASE("calling yield from outside its body is an error", "[generator][misuse
   }
 }
 
-TEST_CASE("resuming a generator from its own body is an error", "[generator][misuse]") {
-  generator<int>* self = nullptr;
-  generator<int> g([&](yield<int>&) { self->next(); });
-  self = &g;
-  CHECK_THROWS_WITH(g.next(),
-                    Catch::Contains("generator::next") && Catch::Contains("already running"));
-}
-
 TEST_CASE("using a moved-from generator is an error", "[generator][misuse]") {
   generator<int, int> g = generator<int, int>([](yield<int, int>& y) { y(1); });
   generator<int, int> h = std::move(g);
@@ -543,6 +641,673 @@ TEST_CASE("using a moved-from generator is an error", "[generator][misuse]") {
   CHECK_THROWS_WITH(g.send(1), Catch::Contains("empty"));
   CHECK_THROWS_WITH(g.begin(), Catch::Contains("empty"));
   CHECK(g.finished());
+}
+
+// ---------------------------------------------------------------------------
+// generator<void>: a bare yield()
+
+TEST_CASE("generator<void>: each bare yield() makes next() return true, the end false",
+          "[generator][void]") {
+  std::vector<std::string> log;
+  generator<void> g([&](yield<void>& y) {
+    log.push_back("a");
+    y();  // Python: yield
+    log.push_back("b");
+    y();
+    log.push_back("c");
+  });
+  STATIC_REQUIRE(std::is_same_v<decltype(g.next()), bool>);
+  STATIC_REQUIRE(std::is_same_v<generator<void>::next_type, bool>);
+  CHECK(log.empty());  // lazy, as any generator
+  CHECK(g.next());
+  CHECK(log == std::vector<std::string>{"a"});
+  CHECK(g.next());
+  CHECK(log == std::vector<std::string>{"a", "b"});
+  CHECK_FALSE(g.next());
+  CHECK(log == std::vector<std::string>{"a", "b", "c"});
+  CHECK(g.finished());
+  CHECK_FALSE(g.next());  // stays finished
+}
+
+TEST_CASE("generator<void> is a range of std::monostate, one item per yield()",
+          "[generator][void][range]") {
+  auto three = [] {
+    return generator<void>([](yield<void>& y) {
+      for (int i = 0; i < 3; ++i) y();
+    });
+  };
+  STATIC_REQUIRE(std::is_same_v<generator<void>::value_type, std::monostate>);
+  STATIC_REQUIRE(std::is_same_v<generator<void>::iterator::reference, std::monostate&>);
+  SECTION("range-for") {
+    int rounds = 0;
+    for ([[maybe_unused]] std::monostate m : three()) ++rounds;
+    CHECK(rounds == 3);
+  }
+  SECTION("while (g.next())") {
+    generator<void> g = three();
+    int rounds = 0;
+    while (g.next()) ++rounds;
+    CHECK(rounds == 3);
+  }
+  SECTION("an empty body gives an empty range") {
+    generator<void> g([](yield<void>&) {});
+    CHECK(g.begin() == g.end());
+  }
+}
+
+TEST_CASE("generator<void, S>: x = yield() receives what send() passes",
+          "[generator][void][send]") {
+  std::vector<std::optional<int>> got;
+  generator<void, int> g([&](yield<void, int>& y) {
+    for (int i = 0; i < 3; ++i) got.push_back(y());  // Python: x = yield
+  });
+  STATIC_REQUIRE(std::is_same_v<decltype(g.send(1)), bool>);
+  STATIC_REQUIRE(std::is_same_v<yield<void, int>::result_type, std::optional<int>>);
+  CHECK(g.next());
+  CHECK(g.send(5));
+  CHECK(g.next());
+  CHECK_FALSE(g.send(6));  // the third yield returns 6 and the body ends
+  CHECK(got == std::vector<std::optional<int>>{5, std::nullopt, 6});
+  CHECK_THROWS_WITH(g.send(7), Catch::Contains("finished"));
+}
+
+TEST_CASE("generator<void>: the body's exception reaches next(); dropping unwinds it",
+          "[generator][void][exceptions]") {
+  SECTION("an exception") {
+    generator<void> g([](yield<void>& y) {
+      y();
+      throw std::runtime_error("void boom");
+    });
+    CHECK(g.next());
+    CHECK_THROWS_WITH(g.next(), "void boom");
+    CHECK(g.finished());
+  }
+  SECTION("unwinding") {
+    int live = 0;
+    {
+      generator<void> g([&](yield<void>& y) {
+        tracked t(live);
+        for (;;) y();
+      });
+      CHECK(g.next());
+      CHECK(live == 1);
+    }
+    CHECK(live == 0);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// close
+
+TEST_CASE("close() raises greenlet_exit at the pending yield and finishes the generator",
+          "[generator][close]") {
+  int live = 0;
+  bool exit_seen = false;
+  bool after_yield = false;
+  generator<int> g([&](yield<int>& y) {
+    tracked t(live);
+    try {
+      y(1);
+    } catch (const greenlets::greenlet_exit&) {
+      exit_seen = true;
+      throw;
+    }
+    after_yield = true;
+  });
+  CHECK(g.next() == 1);
+  CHECK(live == 1);
+  g.close();  // Python: g.close()
+  CHECK(exit_seen);
+  CHECK_FALSE(after_yield);
+  CHECK(live == 0);  // the body's destructors ran inside close()
+  CHECK(g.finished());
+  CHECK(g.next() == std::nullopt);
+  SECTION("closing again does nothing") {
+    CHECK_NOTHROW(g.close());
+    CHECK(g.finished());
+  }
+}
+
+TEST_CASE("close(): a body that catches greenlet_exit and returns is closed normally",
+          "[generator][close]") {
+  std::vector<std::string> log;
+  generator<int> g([&](yield<int>& y) {
+    try {
+      for (int i = 0;; ++i) y(i);
+    } catch (const greenlets::greenlet_exit&) {
+      log.push_back("cleaning up");
+    }
+    log.push_back("returned");
+  });
+  CHECK(g.next() == 0);
+  CHECK(g.next() == 1);
+  CHECK_NOTHROW(g.close());
+  CHECK(log == std::vector<std::string>{"cleaning up", "returned"});
+  CHECK(g.finished());
+}
+
+TEST_CASE("close(): a body that yields after greenlet_exit makes close() an error",
+          "[generator][close][misuse]") {
+  // Python: RuntimeError("generator ignored GeneratorExit"); the generator stays suspended.
+  int live = 0;
+  bool after_second = false;
+  generator<int> g([&](yield<int>& y) {
+    try {
+      y(1);
+    } catch (const greenlets::greenlet_exit&) {
+      tracked t(live);
+      y(2);  // ignores the exit
+      after_second = true;
+    }
+  });
+  CHECK(g.next() == 1);
+  CHECK_THROWS_AS(g.close(), greenlets::error);
+  CHECK(live == 1);
+  CHECK_FALSE(g.finished());  // suspended at the second yield
+  SECTION("closing again raises greenlet_exit at the second yield, which the body lets go") {
+    CHECK_NOTHROW(g.close());
+    CHECK(g.finished());
+    CHECK(live == 0);
+    CHECK_FALSE(after_second);
+  }
+  SECTION("next() resumes it after the second yield") {
+    CHECK(g.next() == std::nullopt);
+    CHECK(after_second);
+    CHECK(live == 0);
+  }
+  SECTION("dropping it unwinds it at the second yield") {
+    g = count_to(0);
+    CHECK(live == 0);
+    CHECK_FALSE(after_second);
+  }
+}
+
+TEST_CASE("close(): the ignored-greenlet_exit error names the operation",
+          "[generator][close][misuse]") {
+  generator<int> g([](yield<int>& y) {
+    for (;;) {
+      try {
+        y(1);
+      } catch (const greenlets::greenlet_exit&) {
+        y(2);
+        return;
+      }
+    }
+  });
+  CHECK(g.next() == 1);
+  CHECK_THROWS_WITH(g.close(), "greenlets: generator::close: generator ignored greenlet_exit");
+}
+
+TEST_CASE("close() on an unstarted generator finishes it without running the body",
+          "[generator][close]") {
+  int live = 0;
+  bool ran = false;
+  auto owned = std::make_shared<tracked>(live);
+  generator<int> g([&ran, owned](yield<int>& y) {
+    ran = true;
+    y(1);
+  });
+  owned.reset();
+  CHECK(live == 1);  // held by the body's captures
+  g.close();
+  CHECK_FALSE(ran);
+  CHECK(live == 0);  // the body was destroyed without running
+  CHECK(g.finished());
+  CHECK(g.started());  // no longer GEN_CREATED, as in Python
+  CHECK(g.next() == std::nullopt);
+}
+
+TEST_CASE("close() on a finished generator does nothing", "[generator][close]") {
+  SECTION("finished by returning") {
+    generator<int> g = count_to(1);
+    CHECK(g.next() == 0);
+    CHECK(g.next() == std::nullopt);
+    CHECK_NOTHROW(g.close());
+    CHECK(g.finished());
+  }
+  SECTION("finished by an exception") {
+    generator<int> g([](yield<int>&) { throw std::runtime_error("gone"); });
+    CHECK_THROWS_WITH(g.next(), "gone");
+    CHECK_NOTHROW(g.close());
+    CHECK(g.finished());
+  }
+}
+
+TEST_CASE("close(): another exception escaping the body comes out of close()",
+          "[generator][close][exceptions]") {
+  int live = 0;
+  const marker* thrown = nullptr;
+  generator<int> g([&](yield<int>& y) {
+    tracked t(live);
+    try {
+      y(1);
+    } catch (const greenlets::greenlet_exit&) {
+      try {
+        throw marker{7};
+      } catch (const marker& m) {
+        thrown = &m;
+        throw;
+      }
+    }
+  });
+  CHECK(g.next() == 1);
+  try {
+    g.close();
+    FAIL("close() returned");
+  } catch (const marker& m) {
+    CHECK(&m == thrown);  // the very object the body threw
+    CHECK(m.id == 7);
+  }
+  CHECK(live == 0);
+  CHECK(g.finished());
+  CHECK(g.next() == std::nullopt);
+}
+
+TEST_CASE("close() unwinds the generators nested inside the body", "[generator][close][nested]") {
+  int live = 0;
+  std::vector<std::string> exits;
+  auto level = [&](std::string name, generator<int> below) {
+    return generator<int>([&live, &exits, name, below = std::move(below)](yield<int>& y) mutable {
+      tracked t(live);
+      try {
+        for (int x : below) y(x + 1);
+        for (int i = 0;; ++i) y(i);
+      } catch (const greenlets::greenlet_exit&) {
+        exits.push_back(name);
+        throw;
+      }
+    });
+  };
+  generator<int> leaf([&](yield<int>& y) {
+    tracked t(live);
+    try {
+      for (int i = 0;; i += 10) y(i);
+    } catch (const greenlets::greenlet_exit&) {
+      exits.push_back("leaf");
+      throw;
+    }
+  });
+  generator<int> top = level("top", level("middle", std::move(leaf)));
+  CHECK(top.next() == 2);  // 0 from the leaf, +1 at each level
+  CHECK(top.next() == 12);
+  CHECK(live == 3);
+  top.close();
+  CHECK(live == 0);
+  // Unwinding the top body destroys the middle generator, which unwinds it, and so on.
+  CHECK(exits == std::vector<std::string>{"top", "middle", "leaf"});
+  CHECK(top.finished());
+}
+
+TEST_CASE("close() from another greenlet returns there", "[generator][close][parent]") {
+  generator<int> g([](yield<int>& y) {
+    try {
+      y(1);
+    } catch (const greenlets::greenlet_exit&) {
+      return;  // finishing returns to whoever closed it
+    }
+  });
+  CHECK(g.next() == 1);
+  greenlets::greenlet other([&] {
+    g.close();
+    return 5;
+  });
+  CHECK(other.switch_to().get<int>() == 5);
+  CHECK(g.finished());
+}
+
+// ---------------------------------------------------------------------------
+// throw_to
+
+TEST_CASE(
+    "throw_to() raises the exception at the pending yield; a body that catches it "
+    "yields on",
+    "[generator][throw]") {
+  // Python: def k(): while True: try: yield i except ValueError: log(...)
+  std::vector<std::string> log;
+  generator<int> g([&](yield<int>& y) {
+    for (int i = 0;; ++i) {
+      try {
+        y(i);
+      } catch (const std::runtime_error& e) {
+        log.push_back(e.what());
+      }
+    }
+  });
+  CHECK(g.next() == 0);
+  CHECK(g.throw_to(std::runtime_error("first")) == 1);  // the next item
+  CHECK(g.next() == 2);
+  CHECK(g.throw_to(std::make_exception_ptr(std::runtime_error("second"))) == 3);
+  CHECK(log == std::vector<std::string>{"first", "second"});
+  CHECK_FALSE(g.finished());
+}
+
+TEST_CASE("throw_to(): a body that catches it and returns gives nullopt and is finished",
+          "[generator][throw]") {
+  generator<int> g([](yield<int>& y) {
+    try {
+      y(1);
+    } catch (const std::logic_error&) {
+      return;
+    }
+    y(2);
+  });
+  CHECK(g.next() == 1);
+  CHECK(g.throw_to(std::logic_error("stop")) == std::nullopt);
+  CHECK(g.finished());
+}
+
+TEST_CASE(
+    "throw_to(): an exception the body does not catch comes out of throw_to, the same "
+    "object, and finishes the generator",
+    "[generator][throw][exceptions]") {
+  int live = 0;
+  const marker* seen_in_body = nullptr;
+  generator<int> g([&](yield<int>& y) {
+    tracked t(live);
+    try {
+      y(1);
+    } catch (const marker& m) {
+      seen_in_body = &m;
+      throw;
+    }
+    y(2);
+  });
+  CHECK(g.next() == 1);
+  SECTION("throw_to(E): the body and the caller see one object") {
+    try {
+      g.throw_to(marker{42});
+      FAIL("throw_to returned");
+    } catch (const marker& m) {
+      CHECK(&m == seen_in_body);
+      CHECK(m.id == 42);
+    }
+  }
+  SECTION("throw_to(exception_ptr): the same exception comes back") {
+    std::exception_ptr p = std::make_exception_ptr(std::runtime_error("as a pointer"));
+    try {
+      g.throw_to(p);
+      FAIL("throw_to returned");
+    } catch (const std::runtime_error&) {
+      CHECK(std::current_exception() == p);
+    }
+  }
+  CHECK(live == 0);  // unwound by the exception
+  CHECK(g.finished());
+  CHECK(g.next() == std::nullopt);
+}
+
+TEST_CASE(
+    "throw_to(greenlet_exit) escaping the body comes out of throw_to: only close() "
+    "swallows it",
+    "[generator][throw]") {
+  generator<int> g = count_to(5);
+  CHECK(g.next() == 0);
+  CHECK_THROWS_AS(g.throw_to(greenlets::greenlet_exit{}), greenlets::greenlet_exit);
+  CHECK(g.finished());
+}
+
+TEST_CASE("throw_to() on an unstarted generator finishes it without running and throws",
+          "[generator][throw]") {
+  // Python: g.throw(E) on a just-created generator raises E; the state is GEN_CLOSED.
+  int live = 0;
+  bool ran = false;
+  auto owned = std::make_shared<tracked>(live);
+  generator<int> g([&ran, owned](yield<int>& y) {
+    ran = true;
+    y(1);
+  });
+  owned.reset();
+  std::exception_ptr p = std::make_exception_ptr(std::logic_error("early"));
+  try {
+    g.throw_to(p);
+    FAIL("throw_to returned");
+  } catch (const std::logic_error&) {
+    CHECK(std::current_exception() == p);
+  }
+  CHECK_FALSE(ran);
+  CHECK(live == 0);
+  CHECK(g.finished());
+  CHECK(g.started());  // GEN_CLOSED, as in Python
+  CHECK(g.next() == std::nullopt);
+}
+
+TEST_CASE("throw_to() on a finished generator throws the exception", "[generator][throw]") {
+  generator<int> g = count_to(1);
+  CHECK(g.next() == 0);
+  CHECK(g.next() == std::nullopt);
+  CHECK_THROWS_WITH(g.throw_to(std::runtime_error("late")), "late");
+  CHECK(g.finished());
+}
+
+TEST_CASE("throw_to() with a null exception_ptr is an error", "[generator][throw][misuse]") {
+  generator<int> g = count_to(3);
+  CHECK(g.next() == 0);
+  CHECK_THROWS_WITH(g.throw_to(std::exception_ptr()),
+                    Catch::Contains("generator::throw_to") && Catch::Contains("null"));
+  CHECK(g.next() == 1);  // unharmed
+}
+
+TEST_CASE("throw_to() on generator<void, S> returns bool; later yields see next()/send()",
+          "[generator][throw][void]") {
+  std::vector<std::string> log;
+  generator<void, int> g([&](yield<void, int>& y) {
+    for (;;) {
+      try {
+        std::optional<int> x = y();
+        log.push_back(x ? std::to_string(*x) : "none");
+      } catch (const std::runtime_error& e) {
+        log.push_back(e.what());
+      }
+    }
+  });
+  STATIC_REQUIRE(std::is_same_v<decltype(g.throw_to(std::runtime_error(""))), bool>);
+  CHECK(g.next());
+  CHECK(g.throw_to(std::runtime_error("thrown")));
+  CHECK(g.send(3));
+  CHECK(g.next());
+  CHECK(log == std::vector<std::string>{"thrown", "3", "none"});
+}
+
+// ---------------------------------------------------------------------------
+// A generator used while its body runs
+
+TEST_CASE("using a generator from inside its own body is an error: generator already executing",
+          "[generator][misuse]") {
+  // Python: ValueError("generator already executing").
+  generator<int, int>* self = nullptr;
+  generator<int, int>::iterator* outer_it = nullptr;
+  std::vector<std::string> errors;
+  auto attempt = [&](auto op) {
+    try {
+      op();
+      errors.push_back("no error");
+    } catch (const greenlets::error& e) {
+      errors.push_back(e.what());
+    }
+  };
+  generator<int, int> g([&](yield<int, int>& y) {
+    attempt([&] { self->next(); });
+    attempt([&] { self->send(1); });
+    attempt([&] { self->begin(); });
+    attempt([&] { self->close(); });
+    attempt([&] { self->throw_to(std::runtime_error("no")); });
+    y(1);
+    attempt([&] { ++*outer_it; });
+    y(2);
+  });
+  self = &g;
+  auto it = g.begin();
+  outer_it = &it;
+  CHECK(*it == 1);
+  ++it;
+  CHECK(*it == 2);  // the body is unharmed
+  const std::string tail = ": generator already executing";
+  CHECK(errors == std::vector<std::string>{
+                      "greenlets: generator::next" + tail,
+                      "greenlets: generator::send" + tail,
+                      "greenlets: generator::begin" + tail,
+                      "greenlets: generator::close" + tail,
+                      "greenlets: generator::throw_to" + tail,
+                      "greenlets: generator::iterator::operator++" + tail,
+                  });
+  ++it;
+  CHECK(it == g.end());
+}
+
+TEST_CASE("using a generator while its body is switched away mid-resume is an error",
+          "[generator][misuse]") {
+  generator<int> g = count_to(0);
+  std::vector<std::string> errors;
+  g = generator<int>([&](yield<int>& y) {
+    // A greenlet created here has the body as parent: it returns here when done.
+    greenlets::greenlet helper([&] {
+      for (int op = 0; op < 3; ++op) {
+        try {
+          if (op == 0) g.next();
+          if (op == 1) g.close();
+          if (op == 2) g.throw_to(std::runtime_error("no"));
+        } catch (const greenlets::error& e) {
+          errors.push_back(e.what());
+        }
+      }
+    });
+    helper.switch_to();
+    y(1);
+  });
+  CHECK(g.next() == 1);
+  REQUIRE(errors.size() == 3);
+  for (const std::string& e : errors) CHECK_THAT(e, Catch::Contains("generator already executing"));
+  CHECK(g.next() == std::nullopt);
+}
+
+// ---------------------------------------------------------------------------
+// A generator destroyed or moved while its body runs
+
+TEST_CASE("a generator destroyed from inside its own body is unwound at its next yield",
+          "[generator][lifetime]") {
+  int live = 0;
+  bool exit_seen = false;
+  bool after_yield = false;
+  bool ran_on = false;
+  std::optional<generator<int>> g;
+  SECTION("the body yields: next() unwinds it there and returns nullopt") {
+    g.emplace([&](yield<int>& y) {
+      tracked t(live);
+      g.reset();  // destroys the generator whose next() is running
+      ran_on = true;
+      try {
+        y(1);
+      } catch (const greenlets::greenlet_exit&) {
+        exit_seen = true;
+        throw;
+      }
+      after_yield = true;
+    });
+    generator<int>* raw = &*g;
+    CHECK(raw->next() == std::nullopt);
+    CHECK(ran_on);
+    CHECK(exit_seen);
+    CHECK_FALSE(after_yield);
+  }
+  SECTION("the body returns: next() returns nullopt") {
+    g.emplace([&](yield<int>&) {
+      tracked t(live);
+      g.reset();
+      ran_on = true;
+    });
+    generator<int>* raw = &*g;
+    CHECK(raw->next() == std::nullopt);
+    CHECK(ran_on);
+  }
+  SECTION("the body throws: the exception comes out of next()") {
+    g.emplace([&](yield<int>& y) {
+      tracked t(live);
+      y(1);
+      g.reset();
+      throw std::runtime_error("after the reset");
+    });
+    generator<int>* raw = &*g;
+    CHECK(raw->next() == 1);
+    CHECK_THROWS_WITH(raw->next(), "after the reset");
+  }
+  SECTION("during close(): close() returns") {
+    g.emplace([&](yield<int>& y) {
+      tracked t(live);
+      try {
+        y(1);
+      } catch (const greenlets::greenlet_exit&) {
+        g.reset();
+        exit_seen = true;
+        throw;
+      }
+    });
+    generator<int>* raw = &*g;
+    CHECK(raw->next() == 1);
+    CHECK_NOTHROW(raw->close());
+    CHECK(exit_seen);
+  }
+  SECTION("inside a range-for: the loop ends") {
+    std::vector<int> seen;
+    g.emplace([&](yield<int>& y) {
+      tracked t(live);
+      y(0);
+      g.reset();
+      y(1);
+    });
+    for (int x : *g) seen.push_back(x);
+    CHECK(seen == std::vector<int>{0});
+  }
+  CHECK_FALSE(g.has_value());
+  CHECK(live == 0);
+}
+
+TEST_CASE("a generator destroyed while its body is switched away is freed when the body yields",
+          "[generator][lifetime]") {
+  int live = 0;
+  std::optional<generator<int>> g;
+  g.emplace([&](yield<int>& y) {
+    tracked t(live);
+    greenlets::greenlet helper([&] { g.reset(); });  // returns here, to the body
+    helper.switch_to();
+    y(1);
+  });
+  generator<int>* raw = &*g;
+  CHECK(raw->next() == std::nullopt);
+  CHECK_FALSE(g.has_value());
+  CHECK(live == 0);
+}
+
+TEST_CASE("a generator move-assigned inside its own body unwinds the old body, then runs the new",
+          "[generator][lifetime]") {
+  int live = 0;
+  generator<int> g = count_to(0);
+  g = generator<int>([&](yield<int>& y) {
+    tracked t(live);
+    g = count_to(3);  // Python: rebinding the name; the old generator is collected
+    y(100);           // unwound here: this item is dropped with it
+  });
+  CHECK(g.next() == std::nullopt);  // the call that ran the old body
+  CHECK(live == 0);
+  CHECK(g.next() == 0);
+  CHECK(g.next() == 1);
+  CHECK(g.next() == 2);
+  CHECK(g.next() == std::nullopt);
+}
+
+TEST_CASE("a generator moved out inside its own body goes on from its new owner",
+          "[generator][lifetime]") {
+  std::optional<generator<int>> moved;
+  generator<int> g = count_to(0);
+  g = generator<int>([&](yield<int>& y) {
+    moved.emplace(std::move(g));
+    y(1);
+    y(2);
+  });
+  CHECK(g.next() == 1);  // the resume in progress completes normally
+  CHECK_THROWS_WITH(g.next(), Catch::Contains("empty"));
+  REQUIRE(moved.has_value());
+  CHECK(moved->next() == 2);
+  CHECK(moved->next() == std::nullopt);
 }
 
 // ---------------------------------------------------------------------------
