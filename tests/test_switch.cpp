@@ -1,4 +1,4 @@
-// Switching and values between greenlets: DESIGN.md rules 1, 2, 4 and 11, the forms
+// Switching and values between greenlets: rules 1, 2, 4 and 11 of docs/semantics.md, the forms
 // `run` may take, and what a greenlet handle is (copies, identity, hashing, moves).
 #include <functional>
 #include <memory>

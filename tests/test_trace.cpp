@@ -1,5 +1,5 @@
 // settrace/gettrace: the per-thread callback told about every switch and throw
-// (DESIGN rule 9). Every test leaves tracing off.
+// (rule 9 of docs/semantics.md). Every test leaves tracing off.
 #include <algorithm>
 #include <memory>
 #include <stdexcept>

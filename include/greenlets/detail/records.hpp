@@ -1,0 +1,148 @@
+// The records behind the handles: a greenlet (`greenlet_impl`, with the user's
+// callable in `user_greenlet`, or a thread's `main_greenlet`), the record of the
+// thread that owns it, and their reference counts.
+//
+// Part of greenlet.hpp, which includes it; include that instead. How the pieces
+// fit together (the switch, its flag word, why fcontext) is in docs/architecture.md.
+#ifndef GREENLETS_DETAIL_RECORDS_HPP
+#define GREENLETS_DETAIL_RECORDS_HPP
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include "greenlets/detail/exception_state.hpp"
+#include "greenlets/detail/invoke.hpp"
+#include "greenlets/detail/sanitizers.hpp"
+#include "greenlets/greenlet.hpp"
+#include "greenlets/stack.hpp"
+#include "greenlets/value.hpp"
+
+namespace greenlets::detail {
+
+enum status_bits : std::uint8_t { status_started = 1, status_dead = 2 };
+
+// What outlives a thread for the greenlets it created: its identity, whether it
+// still runs, and the kills other threads queued for it.
+struct thread_record {
+  std::atomic<std::size_t> refs{1};
+  std::thread::id id = std::this_thread::get_id();
+  unsigned long number = next_number();
+  std::mutex mutex;  // guards `alive` and `kill_queue`
+  bool alive = true;
+  std::vector<greenlet_impl*> kill_queue;
+  std::atomic<bool> kills_pending{false};
+
+  static unsigned long next_number() noexcept {
+    static std::atomic<unsigned long> counter{0};
+    return ++counter;
+  }
+  void add_ref() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  bool exited() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return !alive;
+  }
+};
+
+// The greenlet itself; handles count references to it.
+struct greenlet_impl {
+  std::atomic<std::size_t> refs{1};
+  std::atomic<std::uint8_t> status{0};
+  bool is_main = false;
+  thread_record* record;                             // strong reference
+  greenlet_impl* parent;                             // strong reference; null for a main greenlet
+  boost::context::detail::fcontext_t ctx = nullptr;  // where it resumes, while switched out
+  exception_state eh;                                // the exception globals while switched out
+  tool_state tools;
+  stack_context stack{};
+  value* inbox = nullptr;  // where the pending switch wants its result
+  std::size_t stack_size = default_stack_size;
+  stack_allocator allocator;
+  greenlet_impl* active_prev = nullptr;  // this thread's started, unfinished greenlets
+  greenlet_impl* active_next = nullptr;
+
+  greenlet_impl(thread_record* r, greenlet_impl* p) noexcept : record(r), parent(p) {
+    r->add_ref();
+  }
+  greenlet_impl(const greenlet_impl&) = delete;
+  greenlet_impl& operator=(const greenlet_impl&) = delete;
+  virtual ~greenlet_impl();
+
+  virtual void invoke(value&& args, value& result) = 0;  // runs `run`; its result goes to `result`
+  virtual void drop_run() noexcept = 0;
+
+  bool is(std::uint8_t bits) const noexcept {
+    return (status.load(std::memory_order_relaxed) & bits) != 0;
+  }
+  void set(std::uint8_t bits) noexcept {
+    status.store(static_cast<std::uint8_t>(status.load(std::memory_order_relaxed) | bits),
+                 std::memory_order_release);
+  }
+};
+
+template <class F>
+struct user_greenlet final : greenlet_impl {
+  union {
+    F fn;  // destroyed once run has finished
+  };
+  bool has_fn = true;
+
+  template <class G>
+  user_greenlet(G&& f, thread_record* r, greenlet_impl* p) : greenlet_impl(r, p) {
+    ::new (&fn) F(std::forward<G>(f));
+  }
+  ~user_greenlet() override { drop_run(); }
+  void invoke(value&& args, value& result) override { invoke_run(fn, std::move(args), result); }
+  void drop_run() noexcept override {
+    if (has_fn) {
+      has_fn = false;
+      fn.~F();
+    }
+  }
+};
+
+struct main_greenlet final : greenlet_impl {
+  explicit main_greenlet(thread_record* r) noexcept : greenlet_impl(r, nullptr) {
+    is_main = true;
+    status.store(status_started, std::memory_order_relaxed);
+  }
+  void invoke(value&&, value&) override {}
+  void drop_run() noexcept override {}
+};
+
+inline void add_ref(greenlet_impl* g) noexcept { g->refs.fetch_add(1, std::memory_order_relaxed); }
+inline void release(greenlet_impl* g) noexcept;
+
+// Takes a reference unless the count is already zero: another thread dropped the last
+// handle and the greenlet is on its way to this thread's kill queue.
+inline bool try_add_ref(greenlet_impl* g) noexcept {
+  std::size_t n = g->refs.load(std::memory_order_relaxed);
+  while (n != 0) {
+    if (g->refs.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+// Makes and opens handles; `greenlet` befriends it.
+struct greenlet_access {
+  static greenlet adopt(greenlet_impl* g) noexcept { return greenlet(g); }
+  static greenlet share(greenlet_impl* g) noexcept {
+    add_ref(g);
+    return greenlet(g);
+  }
+  static greenlet_impl* get(const greenlet& g) noexcept { return g.p_; }
+};
+
+}  // namespace greenlets::detail
+
+#endif  // GREENLETS_DETAIL_RECORDS_HPP

@@ -1,0 +1,109 @@
+// Per-thread state: the running and main greenlets, what a switch in progress
+// carries (payload, pending exception, trace event), the flags that send a switch
+// down its slow path, and the thread's list of started greenlets.
+//
+// Part of greenlet.hpp, which includes it; include that instead.
+#ifndef GREENLETS_DETAIL_THREAD_STATE_HPP
+#define GREENLETS_DETAIL_THREAD_STATE_HPP
+
+#include <exception>
+
+#include "greenlets/detail/config.hpp"
+#include "greenlets/detail/exception_state.hpp"
+#include "greenlets/detail/records.hpp"
+#include "greenlets/error.hpp"
+#include "greenlets/greenlet.hpp"
+#include "greenlets/stack.hpp"
+#include "greenlets/value.hpp"
+
+namespace greenlets::detail {
+
+enum slow_bits : unsigned {
+  slow_pending_exception = 1,  // `pending` holds an exception to raise in the target
+  slow_tracing = 2,            // a trace function is installed
+  slow_orphan = 4,             // `orphan` holds a greenlet whose handles all went while it ran
+  slow_finished = 8,           // the greenlet that jumped here has finished: free its stack
+};
+
+struct thread_state {
+  greenlet_impl* current;
+  greenlet_impl* main;
+  exception_state* eh;
+  thread_record* record;
+  unsigned slow = 0;
+  trace_event event = trace_event::switch_to;
+  value transfer;  // a payload being routed, or the first switch's arguments
+  std::exception_ptr pending;
+  greenlet_impl* orphan = nullptr;
+  trace_function trace;
+  greenlet_impl* active_head = nullptr;
+  unsigned stack_color = 0;  // staggers the tops of new stacks (see start())
+
+  thread_state();
+  ~thread_state();
+  thread_state(const thread_state&) = delete;
+  thread_state& operator=(const thread_state&) = delete;
+
+  void link_active(greenlet_impl* g) noexcept {
+    g->active_prev = nullptr;
+    g->active_next = active_head;
+    if (active_head != nullptr) active_head->active_prev = g;
+    active_head = g;
+  }
+  void unlink_active(greenlet_impl* g) noexcept {
+    if (g->active_prev != nullptr) {
+      g->active_prev->active_next = g->active_next;
+    } else if (active_head == g) {
+      active_head = g->active_next;
+    }
+    if (g->active_next != nullptr) g->active_next->active_prev = g->active_prev;
+    g->active_prev = g->active_next = nullptr;
+  }
+};
+
+// The fast pointer the switch reads, and the owner whose destructor runs at thread exit.
+inline thread_local thread_state* tls_state = nullptr;
+inline thread_local bool tls_state_destroyed = false;
+
+struct thread_state_owner {
+  thread_state* state = nullptr;
+  ~thread_state_owner() { delete state; }
+};
+
+GREENLETS_COLD inline thread_state& create_thread_state() {
+  if (tls_state_destroyed) {
+    throw error(
+        "greenlets: this thread's greenlet state was already destroyed (the thread is "
+        "exiting)");
+  }
+  // Touch the stack pool first so that it outlives the state, which returns stacks
+  // to it while unwinding at thread exit.
+  (void)stack_pool::local();
+  thread_local thread_state_owner owner;
+  owner.state = new thread_state();
+  tls_state = owner.state;
+  return *owner.state;
+}
+
+inline void process_kill_queue(thread_state& ts) noexcept;
+
+// A new reference to the running greenlet (whose count another thread may have just
+// dropped to zero: then the queue makes it an orphan first).
+inline greenlet_impl* share_current(thread_state& ts) noexcept {
+  while (!try_add_ref(ts.current)) process_kill_queue(ts);
+  return ts.current;
+}
+
+// This thread's state, created on first use; runs kills queued by other threads.
+inline thread_state& this_thread() {
+  thread_state* ts = tls_state;
+  if (GREENLETS_UNLIKELY(ts == nullptr)) ts = &create_thread_state();
+  if (GREENLETS_UNLIKELY(ts->record->kills_pending.load(std::memory_order_relaxed))) {
+    process_kill_queue(*ts);
+  }
+  return *ts;
+}
+
+}  // namespace greenlets::detail
+
+#endif  // GREENLETS_DETAIL_THREAD_STATE_HPP
