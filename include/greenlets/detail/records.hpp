@@ -27,7 +27,13 @@
 
 namespace greenlets::detail {
 
-enum status_bits : std::uint8_t { status_started = 1, status_dead = 2 };
+enum status_bits : std::uint8_t {
+  status_started = 1,
+  status_dead = 2,
+  // Entered only to die of a throw before `run` (so that tracing sees it, as Python
+  // does); it ends not started.
+  status_unrun = 4,
+};
 
 // What outlives a thread for the greenlets it created: its identity, whether it
 // still runs, and the kills other threads queued for it.

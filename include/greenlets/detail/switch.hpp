@@ -80,8 +80,8 @@ inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::
   std::exception_ptr failure;
   try {
     value args = std::move(ts.transfer);  // start() made it our inbox
-    landed(ts, self, t, args);
-    self->invoke(std::move(args), result);
+    landed(ts, self, t, args);            // raises the throw that an unrun greenlet dies of
+    if (!self->is(status_unrun)) self->invoke(std::move(args), result);
   } catch (const greenlet_exit& e) {
     result.emplace<greenlet_exit>(e);
   } catch (...) {
@@ -150,6 +150,18 @@ GREENLETS_NOINLINE inline void start_for_switch(thread_state& ts, greenlet_impl*
   }
 }
 
+// Starts `t` only to have the pending exception raised in it before `run`; false if
+// no stack could be had.
+GREENLETS_COLD inline bool start_unrun(thread_state& ts, greenlet_impl* t) noexcept {
+  try {
+    start(ts, t);
+  } catch (...) {
+    return false;
+  }
+  t->set(status_unrun);
+  return true;
+}
+
 // Finds who takes a payload meant for `t`: dead greenlets pass it to their parent,
 // an unstarted one starts with it or, for an exception, dies without running (a
 // greenlet_exit then travels on as a value). Starts the one found if needed.
@@ -165,6 +177,10 @@ inline greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* t, bool pa
     }
     if (!t->is(status_started)) {
       if (ts.pending) {
+        // Traced, it is entered to die there, so that the trace function sees the
+        // throw arrive in it and its death leave it, as in Python; untraced (or if no
+        // stack is left) it dies here, and the exception goes on to its parent.
+        if ((ts.slow & slow_tracing) && start_unrun(ts, t)) return t;
         t->set(status_dead);
         t->drop_run();
         t = t->parent;
@@ -208,7 +224,9 @@ GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace
 // return the greenlet to resume, prepared for the jump.
 inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
                              std::exception_ptr& failure) {
-  self->set(status_dead);
+  self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
+                                            : std::uint8_t{status_started | status_dead},
+                     std::memory_order_release);
   ts.unlink_active(self);
   greenlet_impl* parent = self->parent;
   if (GREENLETS_LIKELY(!failure &&
