@@ -8,6 +8,7 @@
 #define GREENLETS_VALUE_HPP
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
@@ -23,6 +24,10 @@
 #include "greenlets/error.hpp"
 
 namespace greenlets {
+
+namespace detail {
+struct value_access;
+}  // namespace detail
 
 /// The payload of a switch: nothing, one value, or several (held as a `std::tuple`).
 ///
@@ -80,45 +85,18 @@ class value {
   /// Replaces the payload with a `T` built from `args`; returns it.
   template <class T, class... Args>
   T& emplace(Args&&... args) {
-    static_assert(!std::is_reference_v<T> && !std::is_array_v<T>, "value holds decayed types");
     reset();
-    if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
-                  std::is_trivially_destructible_v<T>) {
-      // Built aside and stored as whole 16-byte lanes: moving the value copies the
-      // buffer with 16-byte loads, which stall when they follow a narrower store.
-      constexpr std::size_t lanes = (sizeof(T) + 15) / 16 * 16;
-      alignas(std::max_align_t) unsigned char chunk[lanes] = {};
-      ::new (static_cast<void*>(chunk)) T(std::forward<Args>(args)...);
-      std::memcpy(buf_, chunk, lanes);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
-      return *detail::value_ops<T>::payload(buf_);
-    } else if constexpr (detail::value_inline<T>) {
-      T* p = ::new (static_cast<void*>(buf_)) T(std::forward<Args>(args)...);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
-      return *p;
-    } else {
-      T* p = new T(std::forward<Args>(args)...);
-      std::memcpy(buf_, &p, sizeof p);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
-      return *p;
-    }
+    return emplace_empty<T>(std::forward<Args>(args)...);
   }
 
   /// Replaces the payload with what `switch_to(args...)` sends (see `of`).
   template <class... Args>
   void assign(Args&&... args) {
-    if constexpr (sizeof...(Args) == 0) {
-      reset();
-    } else if constexpr (sizeof...(Args) == 1 &&
-                         (std::is_same_v<std::decay_t<Args>, value> && ...)) {
-      *this = value(std::move(args)...);
-    } else if constexpr (sizeof...(Args) == 1) {
-      (emplace<std::decay_t<Args>>(std::forward<Args>(args)), ...);
+    if constexpr (sizeof...(Args) == 1 && (std::is_same_v<std::decay_t<Args>, value> && ...)) {
+      *this = value(std::move(args)...);  // also right for v.assign(std::move(v))
     } else {
-      emplace<std::tuple<std::decay_t<Args>...>>(std::forward<Args>(args)...);
+      reset();
+      assign_empty(std::forward<Args>(args)...);
     }
   }
 
@@ -208,6 +186,62 @@ class value {
   }
 
  private:
+  friend struct detail::value_access;
+
+  // emplace() and assign() into a value known to be empty (a switch's inbox is).
+  template <class T, class... Args>
+  T& emplace_empty(Args&&... args) {
+    static_assert(!std::is_reference_v<T> && !std::is_array_v<T>, "value holds decayed types");
+    if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
+                  std::is_trivially_destructible_v<T> && sizeof(T) <= sizeof(std::uint64_t) &&
+                  alignof(T) <= alignof(std::uint64_t)) {
+      // A word and a zero word: a whole 16-byte lane (see below), built in registers.
+      const T x(std::forward<Args>(args)...);
+      std::uint64_t lane[2] = {0, 0};
+      std::memcpy(lane, &x, sizeof(T));
+      std::memcpy(buf_, lane, sizeof lane);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *detail::value_ops<T>::payload(buf_);
+    } else if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
+                         std::is_trivially_destructible_v<T>) {
+      // Built aside and stored as whole 16-byte lanes: moving the value copies the
+      // buffer with 16-byte loads, which stall when they follow a narrower store.
+      constexpr std::size_t lanes = (sizeof(T) + 15) / 16 * 16;
+      alignas(std::max_align_t) unsigned char chunk[lanes] = {};
+      ::new (static_cast<void*>(chunk)) T(std::forward<Args>(args)...);
+      std::memcpy(buf_, chunk, lanes);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *detail::value_ops<T>::payload(buf_);
+    } else if constexpr (detail::value_inline<T>) {
+      T* p = ::new (static_cast<void*>(buf_)) T(std::forward<Args>(args)...);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *p;
+    } else {
+      T* p = new T(std::forward<Args>(args)...);
+      std::memcpy(buf_, &p, sizeof p);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *p;
+    }
+  }
+
+  template <class... Args>
+  void assign_empty(Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) {
+      // Nothing to send: the value stays empty.
+    } else if constexpr (sizeof...(Args) == 1 &&
+                         (std::is_same_v<std::decay_t<Args>, value> && ...)) {
+      (take(args), ...);
+    } else if constexpr (sizeof...(Args) == 1) {
+      (emplace_empty<std::decay_t<Args>>(std::forward<Args>(args)), ...);
+    } else {
+      emplace_empty<std::tuple<std::decay_t<Args>...>>(std::forward<Args>(args)...);
+    }
+  }
+
   void* payload() noexcept {
     if (vt_->on_heap) {
       void* p;
@@ -292,8 +326,21 @@ class value {
 
   alignas(std::max_align_t) unsigned char buf_[detail::value_buffer_size];
   const detail::value_vtable* vt_ = nullptr;
-  unsigned char flags_ = 0;
+  unsigned char flags_;  // meaningful only while vt_ is set: an empty value costs one store
 };
+
+namespace detail {
+
+// What the switch may do that users may not.
+struct value_access {
+  // Puts what `switch_to(args...)` sends into `v`, which must be empty.
+  template <class... Args>
+  static void assign_empty(value& v, Args&&... args) {
+    v.assign_empty(std::forward<Args>(args)...);
+  }
+};
+
+}  // namespace detail
 
 }  // namespace greenlets
 

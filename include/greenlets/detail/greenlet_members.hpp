@@ -87,18 +87,23 @@ inline greenlet::~greenlet() {
 template <class... Args>
 GREENLETS_ALWAYS_INLINE value greenlet::switch_to(Args&&... args) {
   value result;  // the target sends it here, to our inbox
-  detail::thread_state* ts = detail::tls_state;
   detail::greenlet_impl* t = p_;
-  if (GREENLETS_UNLIKELY(ts == nullptr || t == nullptr || t->record != ts->record ||
-                         ts->record->kills_pending.load(std::memory_order_relaxed))) {
-    if (t == nullptr) detail::throw_empty("switch_to");  // tells the compiler t is set below
-    ts = &detail::checked_state("switch_to", t);
-  }
-  if (GREENLETS_LIKELY(t->status.load(std::memory_order_relaxed) == detail::status_started &&
-                       t != ts->current)) {
-    if constexpr (sizeof...(Args) != 0) t->inbox->assign(std::forward<Args>(args)...);
+  detail::thread_state* ts;
+  // One comparison stands for the thread check (rule 7), the target being started and
+  // alive, and no kill queued by another thread (rule 6); see switchable_here().
+  if (GREENLETS_LIKELY(t != nullptr && detail::switchable_here(t) &&
+                       t != (ts = detail::tls_state)->current)) {
+    // The inbox is empty: each suspension has a fresh one, written once, just before
+    // the jump that resumes it.
+    if constexpr (sizeof...(Args) != 0) {
+      detail::value_access::assign_empty(*t->inbox, std::forward<Args>(args)...);
+    }
     detail::jump(*ts, t, trace_event::switch_to, result);
-  } else if (t->status.load(std::memory_order_relaxed) == 0) {
+    return result;
+  }
+  if (t == nullptr) detail::throw_empty("switch_to");
+  ts = &detail::checked_state("switch_to", t);  // runs the kills queued here
+  if (t->status.load(std::memory_order_relaxed) == 0) {
     // The first switch: start it here rather than in deliver(), so that no function
     // returns right after the jump (that would miss the return-stack predictor).
     if constexpr (sizeof...(Args) != 0) ts->transfer.assign(std::forward<Args>(args)...);
@@ -178,6 +183,7 @@ inline trace_function settrace(trace_function fn) {
   trace_function old = std::move(ts.trace);
   ts.trace = std::move(fn);
   if (ts.trace) {
+    ts.event = trace_event::switch_to;  // a throw's event is left behind when no one traced it
     ts.slow |= detail::slow_tracing;
   } else {
     ts.slow &= ~static_cast<unsigned>(detail::slow_tracing);

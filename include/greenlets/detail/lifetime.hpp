@@ -52,6 +52,9 @@ GREENLETS_COLD inline void last_ref_dropped(greenlet_impl* g) noexcept {
       try {
         r->kill_queue.push_back(g);
         r->kills_pending.store(true, std::memory_order_relaxed);
+        if (r->switch_key_slot != nullptr) {
+          r->switch_key_slot->store(no_thread_key, std::memory_order_relaxed);
+        }
         return;
       } catch (...) {
         // Out of memory: leak the greenlet rather than touch another thread's stack.
@@ -70,8 +73,11 @@ inline void release(greenlet_impl* g) noexcept {
 inline greenlet_impl::~greenlet_impl() {
   // A greenlet that never finished (leaked on purpose) keeps its stack: nothing on
   // it is ever unwound or freed.
-  if (parent != nullptr) release(parent);
-  record->release();
+  if (is_main) {
+    record->release();
+  } else {
+    release(parent);
+  }
 }
 
 // Throws greenlet_exit into the suspended `g`, with the current greenlet as its parent
@@ -104,6 +110,7 @@ inline void process_kill_queue(thread_state& ts) noexcept {
     std::lock_guard<std::mutex> lock(ts.record->mutex);
     queue.swap(ts.record->kill_queue);
     ts.record->kills_pending.store(false, std::memory_order_relaxed);
+    if (ts.record->alive) tls_switch_key.store(ts.record->key(), std::memory_order_relaxed);
   }
   for (greenlet_impl* g : queue) drop_local(ts, g);
 }
@@ -129,15 +136,19 @@ inline thread_state::~thread_state() {
   {
     std::lock_guard<std::mutex> lock(record->mutex);
     record->alive = false;
+    record->switch_key_slot = nullptr;
     late.swap(record->kill_queue);
   }
+  tls_switch_key.store(no_thread_key, std::memory_order_relaxed);
   for (greenlet_impl* g : late) {
     if (!g->is(status_started) || g->is(status_dead)) delete g;
   }
   main->set(status_dead);
+  main->switch_key.store(inactive_key, std::memory_order_relaxed);
   trace = nullptr;
   transfer.reset();
   pending = nullptr;
+  tls_impl_blocks.free_all();
   tls_state = nullptr;
   tls_state_destroyed = true;
   greenlet_impl* m = main;

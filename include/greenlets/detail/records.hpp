@@ -35,16 +35,29 @@ enum status_bits : std::uint8_t {
   status_unrun = 4,
 };
 
+// The switch's fast path is one comparison: a greenlet's `switch_key` equals the
+// calling thread's `tls_switch_key` only when the greenlet is started, not dead,
+// and belongs to that thread, and no other thread has queued a kill for it. A key
+// is the owning thread's record address (alive while any of its greenlets is);
+// these two values never match a thread's key.
+inline constexpr std::uintptr_t inactive_key = 1;   // a greenlet not started, or dead
+inline constexpr std::uintptr_t no_thread_key = 0;  // a thread with no state, or kills queued
+
 // What outlives a thread for the greenlets it created: its identity, whether it
 // still runs, and the kills other threads queued for it.
 struct thread_record {
   std::atomic<std::size_t> refs{1};
   std::thread::id id = std::this_thread::get_id();
   unsigned long number = next_number();
-  std::mutex mutex;  // guards `alive` and `kill_queue`
+  std::mutex mutex;  // guards `alive`, `kill_queue` and `switch_key_slot`
   bool alive = true;
   std::vector<greenlet_impl*> kill_queue;
   std::atomic<bool> kills_pending{false};
+  // The owner's tls_switch_key, which a thread queuing a kill clears so that the
+  // owner's next switch takes the slow path, which runs the queue.
+  std::atomic<std::uintptr_t>* switch_key_slot = nullptr;
+
+  std::uintptr_t key() const noexcept { return reinterpret_cast<std::uintptr_t>(this); }
 
   static unsigned long next_number() noexcept {
     static std::atomic<unsigned long> counter{0};
@@ -62,27 +75,33 @@ struct thread_record {
 
 // The greenlet itself; handles count references to it.
 struct greenlet_impl {
+  // What a switch touches first, together.
+  std::atomic<std::uintptr_t> switch_key{inactive_key};  // record->key() while started and alive
+  boost::context::detail::fcontext_t ctx = nullptr;      // where it resumes, while switched out
+  value* inbox = nullptr;  // where the pending switch wants its result
+  exception_state eh;      // the exception globals while switched out
   std::atomic<std::size_t> refs{1};
   std::atomic<std::uint8_t> status{0};
   bool is_main = false;
-  thread_record* record;                             // strong reference
-  greenlet_impl* parent;                             // strong reference; null for a main greenlet
-  boost::context::detail::fcontext_t ctx = nullptr;  // where it resumes, while switched out
-  exception_state eh;                                // the exception globals while switched out
+  thread_record* record;  // strong reference
+  greenlet_impl* parent;  // strong reference; null for a main greenlet
   tool_state tools;
   stack_context stack{};
-  value* inbox = nullptr;  // where the pending switch wants its result
   std::size_t stack_size = default_stack_size;
   stack_allocator allocator;
   greenlet_impl* active_prev = nullptr;  // this thread's started, unfinished greenlets
   greenlet_impl* active_next = nullptr;
 
-  greenlet_impl(thread_record* r, greenlet_impl* p) noexcept : record(r), parent(p) {
-    r->add_ref();
-  }
+  // The record needs no reference of its own: a greenlet holds its parent, and every
+  // chain of parents ends at its thread's main greenlet, which holds the record.
+  greenlet_impl(thread_record* r, greenlet_impl* p) noexcept : record(r), parent(p) {}
   greenlet_impl(const greenlet_impl&) = delete;
   greenlet_impl& operator=(const greenlet_impl&) = delete;
   virtual ~greenlet_impl();
+
+  // From the thread's spare blocks when it has one (thread_state.hpp).
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
 
   virtual void invoke(value&& args, value& result) = 0;  // runs `run`; its result goes to `result`
   virtual void drop_run() noexcept = 0;
@@ -119,8 +138,10 @@ struct user_greenlet final : greenlet_impl {
 
 struct main_greenlet final : greenlet_impl {
   explicit main_greenlet(thread_record* r) noexcept : greenlet_impl(r, nullptr) {
+    r->add_ref();  // released by ~greenlet_impl
     is_main = true;
     status.store(status_started, std::memory_order_relaxed);
+    switch_key.store(r->key(), std::memory_order_relaxed);
   }
   void invoke(value&&, value&) override {}
   void drop_run() noexcept override {}

@@ -25,6 +25,15 @@
 #include "greenlets/stack.hpp"
 #include "greenlets/value.hpp"
 
+#if defined(__GNUC__) && !defined(__clang__)
+namespace boost::context::detail {
+// Called through the GOT rather than the PLT: one jump less on every switch (GCC's
+// -fno-plt, for this one function).
+extern "C" __attribute__((noplt)) transfer_t BOOST_CONTEXT_CALLDECL
+jump_fcontext(fcontext_t const to, void* vp);
+}  // namespace boost::context::detail
+#endif
+
 namespace greenlets::detail {
 
 namespace fctx = boost::context::detail;
@@ -39,13 +48,16 @@ inline void free_stack(greenlet_impl* g) noexcept {
   g->stack = stack_context();
 }
 
-// Makes `to` current and hands it the exception globals; the caller then jumps.
+// Makes `to` current and hands it the exception globals (rule 10: each greenlet sees
+// only its own caught and in-flight exceptions); the caller then jumps. The event is
+// stored only for a throw: landed_slow() reads it and puts back `switch_to`.
 GREENLETS_ALWAYS_INLINE void prepare_jump(thread_state& ts, greenlet_impl* from, greenlet_impl* to,
                                           trace_event ev) noexcept {
-  ts.event = ev;
+  if (ev != trace_event::switch_to) ts.event = ev;
   ts.current = to;
-  std::memcpy(&from->eh, ts.eh, sizeof(exception_state));
-  std::memcpy(ts.eh, &to->eh, sizeof(exception_state));
+  exception_state* globals = ts.eh;
+  std::memcpy(&from->eh, globals, sizeof(exception_state));
+  std::memcpy(globals, &to->eh, sizeof(exception_state));
 }
 
 inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result);
@@ -115,6 +127,7 @@ inline void start(thread_state& ts, greenlet_impl* g) {
   g->ctx =
       fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
   g->set(status_started);
+  g->switch_key.store(ts.record->key(), std::memory_order_relaxed);
   ts.link_active(g);
 }
 
@@ -212,8 +225,10 @@ GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace
   t = resolve_target(ts, t, false);
   if (t == ts.current) {
     result = std::move(ts.transfer);
-    ts.event = ev;
-    if (ts.slow != 0) landed_slow(ts, t, result);
+    if (ts.slow != 0) {
+      ts.event = ev;
+      landed_slow(ts, t, result);
+    }
     return;
   }
   *t->inbox = std::move(ts.transfer);  // a no-op for one just started: its inbox is `transfer`
@@ -227,6 +242,7 @@ inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& resul
   self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
                                             : std::uint8_t{status_started | status_dead},
                      std::memory_order_release);
+  self->switch_key.store(inactive_key, std::memory_order_relaxed);
   ts.unlink_active(self);
   greenlet_impl* parent = self->parent;
   if (GREENLETS_LIKELY(!failure &&
@@ -251,6 +267,13 @@ inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& resul
 }
 
 GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result) {
+  if (ts.slow == slow_finished) {  // the usual reason: a greenlet returned to its parent
+    ts.slow = 0;
+    origin->ctx = nullptr;
+    free_stack(origin);
+    return;
+  }
+  const trace_event ev = std::exchange(ts.event, trace_event::switch_to);
   if (ts.slow & slow_finished) {
     ts.slow &= ~static_cast<unsigned>(slow_finished);
     origin->ctx = nullptr;
@@ -266,7 +289,6 @@ GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, 
   if ((ts.slow & slow_tracing) && ts.trace) {
     greenlet from = try_add_ref(origin) ? greenlet_access::adopt(origin) : greenlet();
     greenlet target = greenlet_access::adopt(share_current(ts));
-    trace_event ev = ts.event;
     trace_function fn = ts.trace;  // a copy: the trace function may replace itself
     try {
       fn(ev, from, target);

@@ -6,7 +6,10 @@
 #ifndef GREENLETS_DETAIL_THREAD_STATE_HPP
 #define GREENLETS_DETAIL_THREAD_STATE_HPP
 
+#include <atomic>
+#include <cstdint>
 #include <exception>
+#include <mutex>
 
 #include "greenlets/detail/config.hpp"
 #include "greenlets/detail/exception_state.hpp"
@@ -64,6 +67,15 @@ struct thread_state {
 // The fast pointer the switch reads, and the owner whose destructor runs at thread exit.
 inline thread_local thread_state* tls_state = nullptr;
 inline thread_local bool tls_state_destroyed = false;
+// record->key() while this thread has state and no kill queued (see inactive_key).
+inline thread_local std::atomic<std::uintptr_t> tls_switch_key{no_thread_key};
+
+// True if `g` is suspended or running on this thread and no kill is queued here: a
+// switch to it needs no other check unless it is the running one.
+GREENLETS_ALWAYS_INLINE bool switchable_here(const greenlet_impl* g) noexcept {
+  return g->switch_key.load(std::memory_order_relaxed) ==
+         tls_switch_key.load(std::memory_order_relaxed);
+}
 
 struct thread_state_owner {
   thread_state* state = nullptr;
@@ -82,6 +94,12 @@ GREENLETS_COLD inline thread_state& create_thread_state() {
   thread_local thread_state_owner owner;
   owner.state = new thread_state();
   tls_state = owner.state;
+  thread_record* r = owner.state->record;
+  {
+    std::lock_guard<std::mutex> lock(r->mutex);
+    r->switch_key_slot = &tls_switch_key;
+  }
+  tls_switch_key.store(r->key(), std::memory_order_relaxed);
   return *owner.state;
 }
 
@@ -94,14 +112,73 @@ inline greenlet_impl* share_current(thread_state& ts) noexcept {
   return ts.current;
 }
 
-// This thread's state, created on first use; runs kills queued by other threads.
-inline thread_state& this_thread() {
+GREENLETS_COLD GREENLETS_NOINLINE inline thread_state& this_thread_slow() {
   thread_state* ts = tls_state;
-  if (GREENLETS_UNLIKELY(ts == nullptr)) ts = &create_thread_state();
-  if (GREENLETS_UNLIKELY(ts->record->kills_pending.load(std::memory_order_relaxed))) {
-    process_kill_queue(*ts);
-  }
+  if (ts == nullptr) ts = &create_thread_state();
+  if (ts->record->kills_pending.load(std::memory_order_relaxed)) process_kill_queue(*ts);
   return *ts;
+}
+
+// Spare greenlet blocks of this thread: creating and dropping greenlets in a loop
+// reuses them rather than calling the allocator each time. Used only while the
+// thread's state lives (~thread_state frees them), so none is left behind by a
+// thread that only drops greenlets; left out under AddressSanitizer, which should see
+// every greenlet's memory freed.
+struct impl_block_cache {
+  static constexpr std::size_t block_size = 256;  // a greenlet with a small callable
+  static constexpr std::size_t max_blocks = 64;
+  void* head = nullptr;
+  std::size_t count = 0;
+
+  void free_all() noexcept {
+    while (head != nullptr) {
+      void* next = *static_cast<void**>(head);
+      ::operator delete(head);
+      head = next;
+    }
+    count = 0;
+  }
+};
+inline thread_local impl_block_cache tls_impl_blocks;
+
+inline void* greenlet_impl::operator new(std::size_t size) {
+#if !defined(GREENLETS_ASAN)
+  if (size <= impl_block_cache::block_size) {
+    impl_block_cache& c = tls_impl_blocks;
+    if (void* p = c.head; p != nullptr && tls_state != nullptr) {
+      c.head = *static_cast<void**>(p);
+      --c.count;
+      return p;
+    }
+    return ::operator new(impl_block_cache::block_size);  // any small block fits any cache
+  }
+#endif
+  return ::operator new(size);
+}
+
+inline void greenlet_impl::operator delete(void* p, std::size_t size) noexcept {
+#if !defined(GREENLETS_ASAN)
+  if (size <= impl_block_cache::block_size) {
+    impl_block_cache& c = tls_impl_blocks;
+    if (tls_state != nullptr && c.count < impl_block_cache::max_blocks) {
+      *static_cast<void**>(p) = c.head;
+      c.head = p;
+      ++c.count;
+      return;
+    }
+  }
+#endif
+  (void)size;
+  ::operator delete(p);
+}
+
+// This thread's state, created on first use; runs kills queued by other threads. One
+// test covers both: the key is unset without a state and cleared by a queued kill.
+GREENLETS_ALWAYS_INLINE thread_state& this_thread() {
+  if (GREENLETS_UNLIKELY(tls_switch_key.load(std::memory_order_relaxed) == no_thread_key)) {
+    return this_thread_slow();
+  }
+  return *tls_state;
 }
 
 }  // namespace greenlets::detail
