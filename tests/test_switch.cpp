@@ -1,5 +1,7 @@
 // Switching and values between greenlets: rules 1, 2, 4 and 11 of docs/semantics.md, the forms
 // `run` may take, and what a greenlet handle is (copies, identity, hashing, moves).
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -383,6 +385,25 @@ TEST_CASE("a bad_value_cast starting a greenlet goes to its parent, not to the s
         "parent caught: greenlets: bad_value_cast: value holds std::string, requested int");
   CHECK(child.dead());
   CHECK(parent.dead());
+}
+
+TEST_CASE("run may be a large or over-aligned callable", "[switch][run]") {
+  // Greenlets with small callables reuse per-thread blocks; these take other paths.
+  struct alignas(64) wide {
+    unsigned char bytes[64] = {};
+  };
+  wide w;
+  w.bytes[63] = 7;
+  greenlet aligned([w] {
+    return std::make_tuple(reinterpret_cast<std::uintptr_t>(&w) % 64 == 0, int{w.bytes[63]});
+  });
+  CHECK(aligned.switch_to().get<std::tuple<bool, int>>() == std::make_tuple(true, 7));
+
+  std::vector<int> big_capture(1000, 1);
+  std::array<int, 200> inline_array{};
+  inline_array[199] = 5;
+  greenlet large([big_capture, inline_array] { return big_capture[999] + inline_array[199]; });
+  CHECK(large.switch_to().get<int>() == 6);
 }
 
 TEST_CASE("run's return value of any type goes to the parent", "[switch][run][rule2]") {

@@ -102,6 +102,13 @@ struct greenlet_impl {
   // From the thread's spare blocks when it has one (thread_state.hpp).
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
+  // An over-aligned callable: the global allocator, as without the cache.
+  static void* operator new(std::size_t size, std::align_val_t align) {
+    return ::operator new(size, align);
+  }
+  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
+    ::operator delete(p, size, align);
+  }
 
   virtual void invoke(value&& args, value& result) = 0;  // runs `run`; its result goes to `result`
   virtual void drop_run() noexcept = 0;
