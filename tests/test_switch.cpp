@@ -1,11 +1,13 @@
 // Switching and values between greenlets: rules 1, 2, 4 and 11 of docs/semantics.md, the forms
 // `run` may take, and what a greenlet handle is (copies, identity, hashing, moves).
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <utility>
@@ -141,6 +143,32 @@ TEST_CASE("the arguments of a later switch become the result of the target's pen
 }
 
 // greenlet: test_greenlet.py::TestGreenlet::test_tuple_subclass (getcurrent().switch())
+TEST_CASE("a switch to a suspended greenlet first runs the kills other threads queued here",
+          "[switch][threads][rule6]") {
+  // The switch's fast path is one comparison; a kill queued by another thread must
+  // still divert the next switch (not only the next greenlet created) to run it.
+  std::atomic<int> unwound{0};
+  greenlet main_g = current();
+  greenlet echo([&main_g] {
+    for (;;) main_g.switch_to();
+  });
+  echo.switch_to();
+  greenlet victim([&unwound] {
+    struct on_unwind {
+      std::atomic<int>* n;
+      ~on_unwind() { ++*n; }
+    } guard{&unwound};
+    current().parent().switch_to();
+  });
+  victim.switch_to();
+  std::thread([dropped = std::move(victim)]() mutable { dropped = greenlet(); }).join();
+  CHECK(unwound == 0);  // queued for this thread
+  echo.switch_to();
+  CHECK(unwound == 1);
+  for (int i = 0; i < 100; ++i) echo.switch_to();  // and the fast path is back
+  CHECK(unwound == 1);
+}
+
 TEST_CASE("switching to the current greenlet returns the arguments at once", "[switch][rule1]") {
   SECTION("in the main greenlet") {
     CHECK(current().switch_to(42).get<int>() == 42);
