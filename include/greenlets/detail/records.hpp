@@ -106,8 +106,8 @@ struct greenlet_impl {
   static void* operator new(std::size_t size, std::align_val_t align) {
     return ::operator new(size, align);
   }
-  static void operator delete(void* p, std::size_t size, std::align_val_t align) noexcept {
-    ::operator delete(p, size, align);
+  static void operator delete(void* p, std::size_t, std::align_val_t align) noexcept {
+    ::operator delete(p, align);  // unsized: clang has no sized deallocation by default
   }
 
   virtual void invoke(value&& args, value& result) = 0;  // runs `run`; its result goes to `result`
