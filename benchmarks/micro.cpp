@@ -132,6 +132,51 @@ void generator_item(benchmark::State& state) {
   }
 }
 
+// ---- shaped like user code ------------------------------------------------------------
+// The loop sits in a function of its own that the compiler may not inline, as a user's
+// would, and the greenlet's lambda captures the main handle by reference.
+
+[[gnu::noinline]] void user_loop(benchmark::State& state, greenlet& echo) {
+  for (auto _ : state) echo.switch_to();
+}
+
+[[gnu::noinline]] void user_loop_int(benchmark::State& state, greenlet& echo) {
+  int x = 0;
+  for (auto _ : state) {
+    x = echo.switch_to(x).get<int>();
+    bench::do_not_optimize(x);
+  }
+}
+
+void user_switch_empty(benchmark::State& state) {
+  greenlet main = greenlets::current();
+  greenlet echo([&main] {
+    for (;;) main.switch_to();
+  });
+  echo.switch_to();
+  user_loop(state, echo);
+}
+
+void user_switch_int(benchmark::State& state) {
+  greenlet main = greenlets::current();
+  greenlet echo([&main](int x) {
+    for (;;) x = main.switch_to(x + 1).get<int>();
+  });
+  user_loop_int(state, echo);
+}
+
+[[gnu::noinline]] void raw_user_loop(benchmark::State& state, ctx::fiber& echo) {
+  for (auto _ : state) echo = std::move(echo).resume();
+}
+
+void raw_user_round_trip(benchmark::State& state) {
+  ctx::fiber echo{[](ctx::fiber&& back) {
+    for (;;) back = std::move(back).resume();
+    return std::move(back);
+  }};
+  raw_user_loop(state, echo);
+}
+
 // ---- raw Boost.Context peers ----------------------------------------------------------
 
 void raw_round_trip(benchmark::State& state) {
@@ -206,6 +251,9 @@ const std::vector<entry>& entries() {
       {"greenlet/switch_round_trip/empty", switch_empty, "raw_fiber/round_trip"},
       {"raw_fiber/round_trip_int", raw_round_trip_int, "raw_fiber/round_trip_int"},
       {"greenlet/switch_round_trip/int", switch_int, "raw_fiber/round_trip_int"},
+      {"raw_fiber/user_round_trip", raw_user_round_trip, "raw_fiber/user_round_trip"},
+      {"greenlet/user_round_trip/empty", user_switch_empty, "raw_fiber/user_round_trip"},
+      {"greenlet/user_round_trip/int", user_switch_int, "raw_fiber/user_round_trip"},
       {"greenlet/switch_round_trip/string", switch_string, "raw_fiber/round_trip"},
       {"greenlet/switch_round_trip/three_args", switch_three_args, "raw_fiber/round_trip"},
       {"greenlet/throw_to_round_trip", throw_to_round_trip, "raw_fiber/round_trip"},

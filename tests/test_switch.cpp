@@ -1,9 +1,13 @@
 // Switching and values between greenlets: rules 1, 2, 4 and 11 of docs/semantics.md, the forms
 // `run` may take, and what a greenlet handle is (copies, identity, hashing, moves).
+#include <array>
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_set>
 #include <utility>
@@ -139,6 +143,32 @@ TEST_CASE("the arguments of a later switch become the result of the target's pen
 }
 
 // greenlet: test_greenlet.py::TestGreenlet::test_tuple_subclass (getcurrent().switch())
+TEST_CASE("a switch to a suspended greenlet first runs the kills other threads queued here",
+          "[switch][threads][rule6]") {
+  // The switch's fast path is one comparison; a kill queued by another thread must
+  // still divert the next switch (not only the next greenlet created) to run it.
+  std::atomic<int> unwound{0};
+  greenlet main_g = current();
+  greenlet echo([&main_g] {
+    for (;;) main_g.switch_to();
+  });
+  echo.switch_to();
+  greenlet victim([&unwound] {
+    struct on_unwind {
+      std::atomic<int>* n;
+      ~on_unwind() { ++*n; }
+    } guard{&unwound};
+    current().parent().switch_to();
+  });
+  victim.switch_to();
+  std::thread([dropped = std::move(victim)]() mutable { dropped = greenlet(); }).join();
+  CHECK(unwound == 0);  // queued for this thread
+  echo.switch_to();
+  CHECK(unwound == 1);
+  for (int i = 0; i < 100; ++i) echo.switch_to();  // and the fast path is back
+  CHECK(unwound == 1);
+}
+
 TEST_CASE("switching to the current greenlet returns the arguments at once", "[switch][rule1]") {
   SECTION("in the main greenlet") {
     CHECK(current().switch_to(42).get<int>() == 42);
@@ -383,6 +413,25 @@ TEST_CASE("a bad_value_cast starting a greenlet goes to its parent, not to the s
         "parent caught: greenlets: bad_value_cast: value holds std::string, requested int");
   CHECK(child.dead());
   CHECK(parent.dead());
+}
+
+TEST_CASE("run may be a large or over-aligned callable", "[switch][run]") {
+  // Greenlets with small callables reuse per-thread blocks; these take other paths.
+  struct alignas(64) wide {
+    unsigned char bytes[64] = {};
+  };
+  wide w;
+  w.bytes[63] = 7;
+  greenlet aligned([w] {
+    return std::make_tuple(reinterpret_cast<std::uintptr_t>(&w) % 64 == 0, int{w.bytes[63]});
+  });
+  CHECK(aligned.switch_to().get<std::tuple<bool, int>>() == std::make_tuple(true, 7));
+
+  std::vector<int> big_capture(1000, 1);
+  std::array<int, 200> inline_array{};
+  inline_array[199] = 5;
+  greenlet large([big_capture, inline_array] { return big_capture[999] + inline_array[199]; });
+  CHECK(large.switch_to().get<int>() == 6);
 }
 
 TEST_CASE("run's return value of any type goes to the parent", "[switch][run][rule2]") {

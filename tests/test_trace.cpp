@@ -257,14 +257,84 @@ TEST_CASE("throws are traced as throw_to events", "[trace][rule9]") {
     CHECK_THROWS_AS(g.throw_to(key_error()), key_error);
     CHECK(t.actions() == std::vector<action>{th(main_g, main_g)});
   }
-  SECTION("a throw into an unstarted greenlet is traced as a throw that lands in the parent") {
-    greenlet g([] {});
+}
+
+TEST_CASE("a throw into an unstarted greenlet is traced as Python traces it",
+          "[trace][rule9][rule5]") {
+  // greenlet 2.0.2 reports the throw arriving in the greenlet, then its death leaving
+  // it, although `run` never runs: ('throw', (main, g)), then ('throw', (g, parent)) for
+  // an exception or ('switch', (g, parent)) for GreenletExit. Each runs in its target.
+  trace_off off;
+  greenlet main_g = current();
+  bool ran = false;
+
+  SECTION("an exception: thrown into g, then thrown on to main") {
+    greenlet g([&ran] { ran = true; });
     tracer t;
     CHECK_THROWS_AS(g.throw_to(key_error()), key_error);
-    REQUIRE_FALSE(t.actions().empty());
-    CHECK(t.actions().back().event == trace_event::throw_to);
-    CHECK(t.actions().back().target == main_g);
-    for (const action& a : t.actions()) CHECK(a.ran_in_target);
+    CHECK(t.actions() == std::vector<action>{th(main_g, g), th(g, main_g)});
+    CHECK_FALSE(ran);
+    CHECK_FALSE(g.started());
+    CHECK(g.dead());
+  }
+  SECTION("greenlet_exit: thrown into g, then its death returns to main as a switch") {
+    greenlet g([&ran] { ran = true; });
+    tracer t;
+    CHECK(g.throw_to().holds<greenlet_exit>());
+    CHECK(t.actions() == std::vector<action>{th(main_g, g), sw(g, main_g)});
+    CHECK_FALSE(ran);
+    CHECK_FALSE(g.started());
+    CHECK(g.dead());
+  }
+  SECTION("the parent is not the thrower: the exception goes to the parent") {
+    greenlet p([] {
+      try {
+        current().parent().switch_to();
+      } catch (const key_error&) {
+        return std::string("p caught key_error");
+      }
+      return std::string("p not thrown to");
+    });
+    p.switch_to();
+    greenlet g([&ran] { ran = true; }, p);
+    tracer t;
+    CHECK(g.throw_to(key_error()).get<std::string>() == "p caught key_error");
+    CHECK(t.actions() == std::vector<action>{th(main_g, g), th(g, p), sw(p, main_g)});
+    CHECK_FALSE(ran);
+    CHECK(g.dead());
+    CHECK(p.dead());
+  }
+  SECTION("the parent is unstarted too: it dies without running as well") {
+    bool parent_ran = false;
+    greenlet q([&parent_ran] { parent_ran = true; });
+    greenlet g([&ran] { ran = true; }, q);
+    tracer t;
+    CHECK_THROWS_AS(g.throw_to(key_error()), key_error);
+    CHECK(t.actions() == std::vector<action>{th(main_g, g), th(g, q), th(q, main_g)});
+    CHECK_FALSE(ran);
+    CHECK_FALSE(parent_ran);
+    CHECK_FALSE(q.started());
+    CHECK(q.dead());
+  }
+  SECTION("thrown from another greenlet: the exception goes to g's parent, main") {
+    greenlet g([&ran] { ran = true; }, main_g);
+    greenlet h([&g] {
+      g.throw_to(key_error());
+      return 1;  // never: key_error goes to main, g's parent
+    });
+    tracer t;
+    CHECK_THROWS_AS(h.switch_to(), key_error);
+    CHECK(t.actions() == std::vector<action>{sw(main_g, h), th(h, g), th(g, main_g)});
+    CHECK_FALSE(ran);
+    CHECK(g.dead());
+    CHECK_FALSE(h.dead());  // suspended in its throw_to
+  }
+  SECTION("untraced, the same throw has the same outcome") {
+    greenlet g([&ran] { ran = true; });
+    CHECK_THROWS_AS(g.throw_to(key_error()), key_error);
+    CHECK_FALSE(ran);
+    CHECK_FALSE(g.started());
+    CHECK(g.dead());
   }
 }
 

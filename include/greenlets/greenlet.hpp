@@ -212,6 +212,11 @@ struct std::hash<greenlets::greenlet> {
   }
 };
 
-#include "greenlets/detail/greenlet_impl.hpp"
+// The definitions. greenlet_members.hpp includes the inside it builds on, one part
+// per header: records.hpp, thread_state.hpp, report.hpp, switch.hpp, lifetime.hpp
+// (docs/architecture.md shows how they fit). The stack overflow handler comes last:
+// it reads the running greenlet.
+#include "greenlets/detail/greenlet_members.hpp"
+#include "greenlets/detail/overflow.hpp"
 
 #endif  // GREENLETS_GREENLET_HPP

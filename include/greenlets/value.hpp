@@ -8,6 +8,7 @@
 #define GREENLETS_VALUE_HPP
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <string>
@@ -17,159 +18,15 @@
 #include <typeinfo>
 #include <utility>
 
+#include "greenlets/detail/config.hpp"
 #include "greenlets/detail/type_name.hpp"
+#include "greenlets/detail/value_impl.hpp"
 #include "greenlets/error.hpp"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define GREENLETS_VALUE_LIKELY(x) __builtin_expect(!!(x), 1)
-#else
-#define GREENLETS_VALUE_LIKELY(x) (x)
-#endif
 
 namespace greenlets {
 
-class value;
-
 namespace detail {
-
-template <class T>
-struct is_tuple : std::false_type {};
-template <class... Ts>
-struct is_tuple<std::tuple<Ts...>> : std::true_type {};
-
-// What a `value` needs to know about the type it holds. One static instance per type.
-struct value_vtable {
-  const std::type_info* type;
-  std::size_t arity;                                // 1 for one value, N for a std::tuple of N
-  bool tuple;                                       // several values, held as a std::tuple
-  bool on_heap;                                     // the buffer holds a pointer to the payload
-  bool relocate_by_memcpy;                          // moving the buffer bytes moves the payload
-  bool trivial_destroy;                             // nothing to do to destroy it
-  void (*relocate)(void* dst, void* src) noexcept;  // move-construct dst, destroy src
-  void (*destroy)(void* storage) noexcept;
-  const std::type_info& (*element_type)(std::size_t i) noexcept;
-  void* (*element)(void* payload, std::size_t i) noexcept;
-};
-
-inline constexpr std::size_t value_buffer_size = 32;
-
-template <class T>
-inline constexpr bool value_inline =
-    sizeof(T) <= value_buffer_size &&
-    alignof(T) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<T>;
-
-template <class T>
-struct value_ops {
-  static constexpr bool inline_ = value_inline<T>;
-
-  static T* payload(void* storage) noexcept {
-    if constexpr (inline_) {
-      return std::launder(static_cast<T*>(storage));
-    } else {
-      return *static_cast<T**>(storage);
-    }
-  }
-  static void relocate(void* dst, void* src) noexcept {
-    if constexpr (inline_) {
-      T* from = payload(src);
-      ::new (dst) T(std::move(*from));
-      from->~T();
-    } else {
-      std::memcpy(dst, src, sizeof(T*));
-    }
-  }
-  static void destroy(void* storage) noexcept {
-    if constexpr (inline_) {
-      payload(storage)->~T();
-    } else {
-      delete payload(storage);
-    }
-  }
-  template <std::size_t... I>
-  static const std::type_info& element_type_impl(std::size_t i,
-                                                 std::index_sequence<I...>) noexcept {
-    static const std::type_info* const types[] = {&typeid(std::tuple_element_t<I, T>)...};
-    return *types[i];
-  }
-  static const std::type_info& element_type(std::size_t i) noexcept {
-    if constexpr (is_tuple<T>::value) {
-      if constexpr (std::tuple_size_v<T> == 0) {
-        return typeid(void);
-      } else {
-        return element_type_impl(i, std::make_index_sequence<std::tuple_size_v<T>>{});
-      }
-    } else {
-      return typeid(T);
-    }
-  }
-  template <std::size_t... I>
-  static void* element_impl(T* p, std::size_t i, std::index_sequence<I...>) noexcept {
-    void* const elements[] = {static_cast<void*>(&std::get<I>(*p))...};
-    return elements[i];
-  }
-  static void* element(void* payload_ptr, std::size_t i) noexcept {
-    T* p = static_cast<T*>(payload_ptr);
-    if constexpr (is_tuple<T>::value) {
-      if constexpr (std::tuple_size_v<T> == 0) {
-        return nullptr;
-      } else {
-        return element_impl(p, i, std::make_index_sequence<std::tuple_size_v<T>>{});
-      }
-    } else {
-      return p;
-    }
-  }
-
-  static constexpr value_vtable vtable{
-      &typeid(T),
-      [] {
-        if constexpr (is_tuple<T>::value) {
-          return std::tuple_size_v<T>;
-        } else {
-          return std::size_t{1};
-        }
-      }(),
-      is_tuple<T>::value,
-      !inline_,
-      !inline_ || std::is_trivially_copyable_v<T>,
-      // clang-format 14 reads `inline_ &&` as an rvalue-reference declarator.
-      // clang-format off
-      inline_ && std::is_trivially_destructible_v<T>,
-      // clang-format on
-      &relocate,
-      &destroy,
-      &element_type,
-      &element,
-  };
-};
-
-// Reading one element of type `from` (stored at `p`) as a `T`: the exact type, or a
-// C string read as std::string / std::string_view (string literals travel as const char*).
-template <class T>
-bool element_convertible(const std::type_info& from) noexcept {
-  if (from == typeid(T)) return true;
-  if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
-    return from == typeid(const char*) || from == typeid(char*);
-  }
-  return false;
-}
-
-template <class T, bool Move>
-T element_convert(const std::type_info& from, void* p) {
-  if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
-    if (from != typeid(T)) {
-      const char* s = *static_cast<const char* const*>(p);
-      return s ? T(s) : T();
-    }
-  }
-  (void)from;
-  if constexpr (Move) {
-    return std::move(*static_cast<T*>(p));
-  } else {
-    return *static_cast<const T*>(p);
-  }
-}
-
+struct value_access;
 }  // namespace detail
 
 /// The payload of a switch: nothing, one value, or several (held as a `std::tuple`).
@@ -228,45 +85,18 @@ class value {
   /// Replaces the payload with a `T` built from `args`; returns it.
   template <class T, class... Args>
   T& emplace(Args&&... args) {
-    static_assert(!std::is_reference_v<T> && !std::is_array_v<T>, "value holds decayed types");
     reset();
-    if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
-                  std::is_trivially_destructible_v<T>) {
-      // Built aside and stored as whole 16-byte lanes: moving the value copies the
-      // buffer with 16-byte loads, which stall when they follow a narrower store.
-      constexpr std::size_t lanes = (sizeof(T) + 15) / 16 * 16;
-      alignas(std::max_align_t) unsigned char chunk[lanes] = {};
-      ::new (static_cast<void*>(chunk)) T(std::forward<Args>(args)...);
-      std::memcpy(buf_, chunk, lanes);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
-      return *detail::value_ops<T>::payload(buf_);
-    } else if constexpr (detail::value_inline<T>) {
-      T* p = ::new (static_cast<void*>(buf_)) T(std::forward<Args>(args)...);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
-      return *p;
-    } else {
-      T* p = new T(std::forward<Args>(args)...);
-      std::memcpy(buf_, &p, sizeof p);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
-      return *p;
-    }
+    return emplace_empty<T>(std::forward<Args>(args)...);
   }
 
   /// Replaces the payload with what `switch_to(args...)` sends (see `of`).
   template <class... Args>
   void assign(Args&&... args) {
-    if constexpr (sizeof...(Args) == 0) {
-      reset();
-    } else if constexpr (sizeof...(Args) == 1 &&
-                         (std::is_same_v<std::decay_t<Args>, value> && ...)) {
-      *this = value(std::move(args)...);
-    } else if constexpr (sizeof...(Args) == 1) {
-      (emplace<std::decay_t<Args>>(std::forward<Args>(args)), ...);
+    if constexpr (sizeof...(Args) == 1 && (std::is_same_v<std::decay_t<Args>, value> && ...)) {
+      *this = value(std::move(args)...);  // also right for v.assign(std::move(v))
     } else {
-      emplace<std::tuple<std::decay_t<Args>...>>(std::forward<Args>(args)...);
+      reset();
+      assign_empty(std::forward<Args>(args)...);
     }
   }
 
@@ -319,7 +149,7 @@ class value {
       return std::move(*this).template get<std::tuple<T, Ts...>>();
     } else {
       static_assert(!std::is_reference_v<T>, "get<T>() returns T by value");
-      if (GREENLETS_VALUE_LIKELY(vt_ == &detail::value_ops<T>::vtable)) {
+      if (GREENLETS_LIKELY(vt_ == &detail::value_ops<T>::vtable)) {
         // The type is known here: no need to ask the vtable where or how it lives.
         T* p = detail::value_ops<T>::payload(buf_);
         T out(std::move(*p));
@@ -356,6 +186,62 @@ class value {
   }
 
  private:
+  friend struct detail::value_access;
+
+  // emplace() and assign() into a value known to be empty (a switch's inbox is).
+  template <class T, class... Args>
+  T& emplace_empty(Args&&... args) {
+    static_assert(!std::is_reference_v<T> && !std::is_array_v<T>, "value holds decayed types");
+    if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
+                  std::is_trivially_destructible_v<T> && sizeof(T) <= sizeof(std::uint64_t) &&
+                  alignof(T) <= alignof(std::uint64_t)) {
+      // A word and a zero word: a whole 16-byte lane (see below), built in registers.
+      const T x(std::forward<Args>(args)...);
+      std::uint64_t lane[2] = {0, 0};
+      std::memcpy(lane, &x, sizeof(T));
+      std::memcpy(buf_, lane, sizeof lane);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *detail::value_ops<T>::payload(buf_);
+    } else if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
+                         std::is_trivially_destructible_v<T>) {
+      // Built aside and stored as whole 16-byte lanes: moving the value copies the
+      // buffer with 16-byte loads, which stall when they follow a narrower store.
+      constexpr std::size_t lanes = (sizeof(T) + 15) / 16 * 16;
+      alignas(std::max_align_t) unsigned char chunk[lanes] = {};
+      ::new (static_cast<void*>(chunk)) T(std::forward<Args>(args)...);
+      std::memcpy(buf_, chunk, lanes);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *detail::value_ops<T>::payload(buf_);
+    } else if constexpr (detail::value_inline<T>) {
+      T* p = ::new (static_cast<void*>(buf_)) T(std::forward<Args>(args)...);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *p;
+    } else {
+      T* p = new T(std::forward<Args>(args)...);
+      std::memcpy(buf_, &p, sizeof p);
+      vt_ = &detail::value_ops<T>::vtable;
+      flags_ = flags_of<T>();
+      return *p;
+    }
+  }
+
+  template <class... Args>
+  void assign_empty(Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) {
+      // Nothing to send: the value stays empty.
+    } else if constexpr (sizeof...(Args) == 1 &&
+                         (std::is_same_v<std::decay_t<Args>, value> && ...)) {
+      (take(args), ...);
+    } else if constexpr (sizeof...(Args) == 1) {
+      (emplace_empty<std::decay_t<Args>>(std::forward<Args>(args)), ...);
+    } else {
+      emplace_empty<std::tuple<std::decay_t<Args>...>>(std::forward<Args>(args)...);
+    }
+  }
+
   void* payload() noexcept {
     if (vt_->on_heap) {
       void* p;
@@ -440,8 +326,21 @@ class value {
 
   alignas(std::max_align_t) unsigned char buf_[detail::value_buffer_size];
   const detail::value_vtable* vt_ = nullptr;
-  unsigned char flags_ = 0;
+  unsigned char flags_;  // meaningful only while vt_ is set: an empty value costs one store
 };
+
+namespace detail {
+
+// What the switch may do that users may not.
+struct value_access {
+  // Puts what `switch_to(args...)` sends into `v`, which must be empty.
+  template <class... Args>
+  static void assign_empty(value& v, Args&&... args) {
+    v.assign_empty(std::forward<Args>(args)...);
+  }
+};
+
+}  // namespace detail
 
 }  // namespace greenlets
 

@@ -20,9 +20,9 @@
 // without one `tool_state` is empty and every hook is an empty inline function.
 // The valgrind requests are compiled in whenever <valgrind/valgrind.h> is available
 // (define GREENLETS_VALGRIND=0 to leave them out, =1 to insist): they run only when
-// a stack is handed out or given back, never on a switch, and natively each is a
-// few register moves that valgrind recognises and the CPU executes as nothing. All
-// translation units of a program must agree on these macros (tool_state's layout).
+// a stack is handed out or given back, never on a switch, and only under valgrind
+// (asked once, see on_valgrind()). All translation units of a program must agree on
+// these macros (tool_state's layout).
 #ifndef GREENLETS_DETAIL_SANITIZERS_HPP
 #define GREENLETS_DETAIL_SANITIZERS_HPP
 
@@ -76,6 +76,15 @@ namespace greenlets::detail {
 void install_overflow_reporting() noexcept;
 inline thread_local bool tls_overflow_reporting = false;
 
+#if defined(GREENLETS_VALGRIND_ACTIVE)
+// Asked once: a client request costs a few dozen instructions even natively, and a
+// stack is registered and deregistered for every greenlet that starts.
+inline bool on_valgrind() noexcept {
+  static const bool running = RUNNING_ON_VALGRIND != 0;
+  return running;
+}
+#endif
+
 // Per-greenlet bookkeeping of the tools (empty when none is active).
 struct tool_state {
 #if defined(GREENLETS_ASAN)
@@ -110,10 +119,12 @@ inline void tool_stack_allocated(tool_state& self,
   self.fiber = __tsan_create_fiber(0);
 #endif
 #if defined(GREENLETS_VALGRIND_ACTIVE)
-  // A reused stack keeps memcheck's view from its last life (the area below its old
-  // frames marked inaccessible); make_fcontext writes its first frame there.
-  VALGRIND_MAKE_MEM_UNDEFINED(bottom, sc.size);
-  self.stack_id = VALGRIND_STACK_REGISTER(bottom, static_cast<char*>(sc.sp));
+  if (on_valgrind()) {
+    // A reused stack keeps memcheck's view from its last life (the area below its old
+    // frames marked inaccessible); make_fcontext writes its first frame there.
+    VALGRIND_MAKE_MEM_UNDEFINED(bottom, sc.size);
+    self.stack_id = VALGRIND_STACK_REGISTER(bottom, static_cast<char*>(sc.sp));
+  }
 #endif
 }
 
@@ -132,8 +143,10 @@ inline void tool_stack_freed(tool_state& self, const boost::context::stack_conte
   self.fiber = nullptr;
 #endif
 #if defined(GREENLETS_VALGRIND_ACTIVE)
-  VALGRIND_STACK_DEREGISTER(self.stack_id);
-  self.stack_id = 0;
+  if (on_valgrind()) {
+    VALGRIND_STACK_DEREGISTER(self.stack_id);
+    self.stack_id = 0;
+  }
 #endif
 }
 

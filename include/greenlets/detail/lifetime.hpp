@@ -1,0 +1,163 @@
+// The end of a greenlet's or a thread's life: dropping the last handle (a
+// suspended greenlet is unwound by throwing greenlet_exit into it, one dropped on
+// another thread is queued for its owner), and a thread's exit, which unwinds what
+// it still has suspended.
+//
+// Part of greenlet.hpp, which includes it; include that instead.
+#ifndef GREENLETS_DETAIL_LIFETIME_HPP
+#define GREENLETS_DETAIL_LIFETIME_HPP
+
+#include <exception>
+#include <mutex>
+#include <vector>
+
+#include "greenlets/detail/config.hpp"
+#include "greenlets/detail/exception_state.hpp"
+#include "greenlets/detail/records.hpp"
+#include "greenlets/detail/report.hpp"
+#include "greenlets/detail/switch.hpp"
+#include "greenlets/detail/thread_state.hpp"
+#include "greenlets/greenlet.hpp"
+
+namespace greenlets::detail {
+
+inline void kill(thread_state& ts, greenlet_impl* g, bool at_exit) noexcept;
+
+inline void drop_local(thread_state& ts, greenlet_impl* g) noexcept {
+  if (!g->is(status_started) || g->is(status_dead)) {
+    delete g;
+    return;
+  }
+  g->refs.store(1, std::memory_order_relaxed);
+  if (g == ts.current) {
+    // Its last handle went while it runs: the thread keeps it until it switches away.
+    ts.orphan = g;
+    ts.slow |= slow_orphan;
+    return;
+  }
+  kill(ts, g, false);
+}
+
+// The last handle of `g` is gone (refs is 0).
+GREENLETS_COLD inline void last_ref_dropped(greenlet_impl* g) noexcept {
+  thread_state* ts = tls_state;
+  if (ts != nullptr && g->record == ts->record) {
+    drop_local(*ts, g);
+    return;
+  }
+  thread_record* r = g->record;
+  {
+    std::lock_guard<std::mutex> lock(r->mutex);
+    if (r->alive) {
+      try {
+        r->kill_queue.push_back(g);
+        r->kills_pending.store(true, std::memory_order_relaxed);
+        if (r->switch_key_slot != nullptr) {
+          r->switch_key_slot->store(no_thread_key, std::memory_order_relaxed);
+        }
+        return;
+      } catch (...) {
+        // Out of memory: leak the greenlet rather than touch another thread's stack.
+        return;
+      }
+    }
+  }
+  // The owner has exited, having unwound everything it had started.
+  delete g;
+}
+
+inline void release(greenlet_impl* g) noexcept {
+  if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) last_ref_dropped(g);
+}
+
+inline greenlet_impl::~greenlet_impl() {
+  // A greenlet that never finished (leaked on purpose) keeps its stack: nothing on
+  // it is ever unwound or freed.
+  if (is_main) {
+    record->release();
+  } else {
+    release(parent);
+  }
+}
+
+// Throws greenlet_exit into the suspended `g`, with the current greenlet as its parent
+// meanwhile. Consumes one reference to `g`.
+inline void kill(thread_state& ts, greenlet_impl* g, bool at_exit) noexcept {
+  greenlet_impl* killer = share_current(ts);
+  greenlet_impl* old_parent = g->parent;
+  g->parent = killer;
+  try {
+    set_pending(ts, std::make_exception_ptr(greenlet_exit{}));
+    value ignored;
+    jump(ts, g, trace_event::throw_to, ignored);
+  } catch (...) {
+    report_unraisable(g, std::current_exception(),
+                      "unwinding a dropped greenlet raised an exception other than greenlet_exit");
+  }
+  g->parent = old_parent;
+  release(killer);
+  if (!g->is(status_dead) && (at_exit || g->refs.load(std::memory_order_relaxed) == 1)) {
+    report_unraisable(g, nullptr, "greenlet_exit did not kill the greenlet; leaking it");
+    ts.unlink_active(g);  // never unwound again
+    return;               // keeps our reference forever
+  }
+  release(g);
+}
+
+inline void process_kill_queue(thread_state& ts) noexcept {
+  std::vector<greenlet_impl*> queue;
+  {
+    std::lock_guard<std::mutex> lock(ts.record->mutex);
+    queue.swap(ts.record->kill_queue);
+    ts.record->kills_pending.store(false, std::memory_order_relaxed);
+    if (ts.record->alive) tls_switch_key.store(ts.record->key(), std::memory_order_relaxed);
+  }
+  for (greenlet_impl* g : queue) drop_local(ts, g);
+}
+
+inline thread_state::thread_state() : eh(exception_globals()) {
+  record = new thread_record();
+  main = new main_greenlet(record);
+  current = main;
+}
+
+inline thread_state::~thread_state() {
+  tls_state = this;  // still valid while the owner unwinds
+  if (current == main) {
+    // Unwind what is still suspended, newest first, each once.
+    for (;;) {
+      process_kill_queue(*this);
+      greenlet_impl* g = active_head;
+      if (g == nullptr) break;
+      if (try_add_ref(g)) kill(*this, g, true);  // else: queued by another thread right now
+    }
+  }
+  std::vector<greenlet_impl*> late;
+  {
+    std::lock_guard<std::mutex> lock(record->mutex);
+    record->alive = false;
+    record->switch_key_slot = nullptr;
+    late.swap(record->kill_queue);
+  }
+  tls_switch_key.store(no_thread_key, std::memory_order_relaxed);
+  for (greenlet_impl* g : late) {
+    if (!g->is(status_started) || g->is(status_dead)) delete g;
+  }
+  main->set(status_dead);
+  main->switch_key.store(inactive_key, std::memory_order_relaxed);
+  trace = nullptr;
+  transfer.reset();
+  pending = nullptr;
+  tls_impl_blocks.free_all();
+  tls_state = nullptr;
+  tls_state_destroyed = true;
+  greenlet_impl* m = main;
+  thread_record* r = record;
+  if (orphan != nullptr) release(orphan);
+  release(m);
+  r->release();
+}
+
+}  // namespace greenlets::detail
+
+#endif  // GREENLETS_DETAIL_LIFETIME_HPP

@@ -1,0 +1,107 @@
+// Telling users what went wrong: the messages of misuse errors (an empty handle,
+// another thread's greenlet) and the unraisable handler, for exceptions that have
+// nowhere to go.
+//
+// Part of greenlet.hpp, which includes it; include that instead.
+#ifndef GREENLETS_DETAIL_REPORT_HPP
+#define GREENLETS_DETAIL_REPORT_HPP
+
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include "greenlets/detail/config.hpp"
+#include "greenlets/detail/records.hpp"
+#include "greenlets/detail/thread_state.hpp"
+#include "greenlets/error.hpp"
+#include "greenlets/greenlet.hpp"
+
+namespace greenlets::detail {
+
+// ---------------------------------------------------------------------------
+// Misuse
+
+inline std::string thread_description(const thread_record* r) {
+  std::ostringstream os;
+  os << "thread #" << r->number << " (id " << r->id << ")";
+  return os.str();
+}
+
+[[noreturn]] GREENLETS_COLD inline void throw_empty(const char* op) {
+  throw error(std::string("greenlets: ") + op + ": empty greenlet handle");
+}
+
+[[noreturn]] GREENLETS_COLD inline void throw_foreign(const char* op, const char* who,
+                                                      greenlet_impl* g) {
+  thread_state* ts = tls_state;
+  const bool exited = g->record->exited();
+  std::string msg = std::string("greenlets: ") + op + ": " + who +
+                    " belongs to another thread: " + thread_description(g->record);
+  msg += exited ? ", which has exited" : "";
+  if (ts != nullptr) msg += "; the current thread is " + thread_description(ts->record);
+  throw error(msg);
+}
+
+// Checks that `g` may be switched to (or thrown to) from this thread.
+inline thread_state& checked_state(const char* op, greenlet_impl* g) {
+  if (GREENLETS_UNLIKELY(g == nullptr)) throw_empty(op);
+  thread_state& ts = this_thread();
+  if (GREENLETS_UNLIKELY(g->record != ts.record)) throw_foreign(op, "target", g);
+  return ts;
+}
+
+// ---------------------------------------------------------------------------
+// Unraisable exceptions
+
+struct unraisable_state {
+  std::mutex mutex;
+  unraisable_function fn;
+  static unraisable_state& get() {
+    static unraisable_state* state = new unraisable_state();  // never destroyed: used at exit
+    return *state;
+  }
+};
+
+inline std::string describe_exception(const std::exception_ptr& e) {
+  if (!e) return "";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (const greenlet_exit&) {
+    return "greenlets::greenlet_exit";
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
+}
+
+inline void report_unraisable(greenlet_impl* g, const std::exception_ptr& e,
+                              std::string_view what) noexcept {
+  try {
+    unraisable_function fn;
+    {
+      std::lock_guard<std::mutex> lock(unraisable_state::get().mutex);
+      fn = unraisable_state::get().fn;
+    }
+    if (fn) {
+      add_ref(g);
+      fn(greenlet_access::adopt(g), e, what);
+      return;
+    }
+    std::string line = "greenlets: " + std::string(what);
+    char where[64];
+    std::snprintf(where, sizeof where, " (greenlet %p)", static_cast<void*>(g));
+    line += where;
+    if (e) line += ": " + describe_exception(e);
+    std::fprintf(stderr, "%s\n", line.c_str());
+  } catch (...) {
+    // An unraisable handler that throws has nowhere to report to either.
+  }
+}
+
+}  // namespace greenlets::detail
+
+#endif  // GREENLETS_DETAIL_REPORT_HPP

@@ -1,0 +1,315 @@
+// The switch: jumping between greenlets with Boost.Context's fcontext layer,
+// starting a greenlet on its stack, delivering a payload or an exception to whoever
+// takes it (dead greenlets pass it to their parent), and a greenlet's end.
+//
+// The fast path is jump() and landed(); everything unusual waits behind one flag
+// word (`thread_state::slow`) for landed_slow(). docs/architecture.md explains the
+// design and why it uses fcontext rather than `boost::context::fiber`.
+//
+// Part of greenlet.hpp, which includes it; include that instead.
+#ifndef GREENLETS_DETAIL_SWITCH_HPP
+#define GREENLETS_DETAIL_SWITCH_HPP
+
+#include <cstring>
+#include <exception>
+#include <utility>
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include "greenlets/detail/config.hpp"
+#include "greenlets/detail/exception_state.hpp"
+#include "greenlets/detail/records.hpp"
+#include "greenlets/detail/sanitizers.hpp"
+#include "greenlets/detail/thread_state.hpp"
+#include "greenlets/greenlet.hpp"
+#include "greenlets/stack.hpp"
+#include "greenlets/value.hpp"
+
+#if defined(__GNUC__) && !defined(__clang__)
+namespace boost::context::detail {
+// Called through the GOT rather than the PLT: one jump less on every switch (GCC's
+// -fno-plt, for this one function).
+extern "C" __attribute__((noplt)) transfer_t BOOST_CONTEXT_CALLDECL
+jump_fcontext(fcontext_t const to, void* vp);
+}  // namespace boost::context::detail
+#endif
+
+namespace greenlets::detail {
+
+namespace fctx = boost::context::detail;
+
+inline void free_stack(greenlet_impl* g) noexcept {
+  tool_stack_freed(g->tools, g->stack);
+  if (stack_resource* r = g->allocator.resource()) {
+    r->deallocate(g->stack);
+  } else {
+    pool_deallocate(g->stack);  // the default, without a virtual call
+  }
+  g->stack = stack_context();
+}
+
+// Makes `to` current and hands it the exception globals (rule 10: each greenlet sees
+// only its own caught and in-flight exceptions); the caller then jumps. The event is
+// stored only for a throw: landed_slow() reads it and puts back `switch_to`.
+GREENLETS_ALWAYS_INLINE void prepare_jump(thread_state& ts, greenlet_impl* from, greenlet_impl* to,
+                                          trace_event ev) noexcept {
+  if (ev != trace_event::switch_to) ts.event = ev;
+  ts.current = to;
+  exception_state* globals = ts.eh;
+  std::memcpy(&from->eh, globals, sizeof(exception_state));
+  std::memcpy(globals, &to->eh, sizeof(exception_state));
+}
+
+inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result);
+
+// First thing after a jump lands in `self`: keep the context of the greenlet that
+// jumped here (its stack is gone if it finished). The payload is already in `result`.
+GREENLETS_ALWAYS_INLINE void landed(thread_state& ts, greenlet_impl* self, fctx::transfer_t t,
+                                    value& result) {
+  auto* from = static_cast<greenlet_impl*>(t.data);
+  tool_after_switch(self->tools, from->tools);
+  from->ctx = t.fctx;
+  if (GREENLETS_UNLIKELY(ts.slow != 0)) landed_slow(ts, from, result);
+}
+
+// Jumps to `to` (suspended or just started); what comes back lands in `result`.
+GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_event ev,
+                                  value& result) {
+  greenlet_impl* self = ts.current;
+  self->inbox = &result;
+  prepare_jump(ts, self, to, ev);
+  tool_before_switch(self->tools, to->tools, false);
+  fctx::transfer_t t = fctx::jump_fcontext(to->ctx, self);
+  landed(ts, self, t, result);
+}
+
+inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                             std::exception_ptr& failure);
+
+// Runs `self` to its end; returns the greenlet to resume, already prepared.
+inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::transfer_t t) {
+  value result;
+  std::exception_ptr failure;
+  try {
+    value args = std::move(ts.transfer);  // start() made it our inbox
+    landed(ts, self, t, args);            // raises the throw that an unrun greenlet dies of
+    if (!self->is(status_unrun)) self->invoke(std::move(args), result);
+  } catch (const greenlet_exit& e) {
+    result.emplace<greenlet_exit>(e);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  self->drop_run();
+  return finish(ts, self, result, failure);
+}
+
+// The bottom frame of every greenlet's stack.
+inline void greenlet_entry(fctx::transfer_t t) noexcept {
+  thread_state& ts = *tls_state;
+  greenlet_impl* self = ts.current;  // the jumper made us current
+  greenlet_impl* next = run_greenlet(ts, self, t);
+  ts.slow |= slow_finished;  // the greenlet landing next frees this stack
+  tool_before_switch(self->tools, next->tools, true);
+  fctx::jump_fcontext(next->ctx, self);
+  GREENLETS_ASSERT(false, "a finished greenlet was resumed");
+}
+
+// Gives `g` its stack; it runs at the next jump to it.
+inline void start(thread_state& ts, greenlet_impl* g) {
+  stack_resource* r = g->allocator.resource();
+  const stack_context sc = r != nullptr ? r->allocate(g->stack_size) : pool_allocate(g->stack_size);
+  g->stack = sc;
+  tool_stack_allocated(g->tools, sc);
+  g->inbox = &ts.transfer;
+  // Staggered tops: stacks are page-aligned, and greenlets switching to each other
+  // with frames at the same offset in a page suffer 4K-aliasing stalls.
+  const std::size_t stagger = (ts.stack_color++ % 8) * 64;
+  g->ctx =
+      fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
+  g->set(status_started);
+  g->switch_key.store(ts.record->key(), std::memory_order_relaxed);
+  ts.link_active(g);
+}
+
+inline bool is_greenlet_exit(const std::exception_ptr& e, value* as_value) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const greenlet_exit& x) {
+    if (as_value != nullptr) as_value->emplace<greenlet_exit>(x);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+inline void set_pending(thread_state& ts, std::exception_ptr e) noexcept {
+  ts.pending = std::move(e);
+  ts.slow |= slow_pending_exception;
+}
+
+inline void clear_pending(thread_state& ts) noexcept {
+  ts.pending = nullptr;
+  ts.slow &= ~static_cast<unsigned>(slow_pending_exception);
+}
+
+// Starts `t` for a switch whose arguments are in `ts.transfer`; on failure (no
+// stack) drops them and throws.
+GREENLETS_NOINLINE inline void start_for_switch(thread_state& ts, greenlet_impl* t) {
+  try {
+    start(ts, t);
+  } catch (...) {
+    ts.transfer.reset();
+    throw;
+  }
+}
+
+// Starts `t` only to have the pending exception raised in it before `run`; false if
+// no stack could be had.
+GREENLETS_COLD inline bool start_unrun(thread_state& ts, greenlet_impl* t) noexcept {
+  try {
+    start(ts, t);
+  } catch (...) {
+    return false;
+  }
+  t->set(status_unrun);
+  return true;
+}
+
+// Finds who takes a payload meant for `t`: dead greenlets pass it to their parent,
+// an unstarted one starts with it or, for an exception, dies without running (a
+// greenlet_exit then travels on as a value). Starts the one found if needed.
+// When starting fails (no stack): from a switch, throws, and `ts` holds no payload;
+// for a finished greenlet (`passing_on`), the failure goes on up as the payload,
+// as Python's test_parent_return_failure.
+inline greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* t, bool passing_on) {
+  for (;;) {
+    if (t->is(status_dead)) {
+      t = t->parent;
+      if (ts.pending && is_greenlet_exit(ts.pending, &ts.transfer)) clear_pending(ts);
+      continue;
+    }
+    if (!t->is(status_started)) {
+      if (ts.pending) {
+        // Traced, it is entered to die there, so that the trace function sees the
+        // throw arrive in it and its death leave it, as in Python; untraced (or if no
+        // stack is left) it dies here, and the exception goes on to its parent.
+        if ((ts.slow & slow_tracing) && start_unrun(ts, t)) return t;
+        t->set(status_dead);
+        t->drop_run();
+        t = t->parent;
+        if (is_greenlet_exit(ts.pending, &ts.transfer)) clear_pending(ts);
+        continue;
+      }
+      try {
+        start(ts, t);
+      } catch (...) {
+        ts.transfer.reset();
+        if (!passing_on) {
+          clear_pending(ts);
+          throw;
+        }
+        set_pending(ts, std::current_exception());
+        t = t->parent;
+        continue;
+      }
+    }
+    return t;
+  }
+}
+
+// Delivers the payload in `ts.transfer` to `t` or whoever takes it for `t` (see
+// resolve_target); the current greenlet gets it at once. What comes back lands in
+// `result`.
+GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace_event ev,
+                                       value& result) {
+  t = resolve_target(ts, t, false);
+  if (t == ts.current) {
+    result = std::move(ts.transfer);
+    if (ts.slow != 0) {
+      ts.event = ev;
+      landed_slow(ts, t, result);
+    }
+    return;
+  }
+  *t->inbox = std::move(ts.transfer);  // a no-op for one just started: its inbox is `transfer`
+  jump(ts, t, ev, result);
+}
+
+// The end of a greenlet: hand its result (or exception) to the parent chain and
+// return the greenlet to resume, prepared for the jump.
+inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                             std::exception_ptr& failure) {
+  self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
+                                            : std::uint8_t{status_started | status_dead},
+                     std::memory_order_release);
+  self->switch_key.store(inactive_key, std::memory_order_relaxed);
+  ts.unlink_active(self);
+  greenlet_impl* parent = self->parent;
+  if (GREENLETS_LIKELY(!failure &&
+                       parent->status.load(std::memory_order_relaxed) == status_started)) {
+    // The common end: a live parent waits in a switch; hand it the result directly.
+    *parent->inbox = std::move(result);
+    prepare_jump(ts, self, parent, trace_event::switch_to);
+    return parent;
+  }
+  ts.transfer = std::move(result);
+  if (failure) {
+    set_pending(ts, std::move(failure));
+  } else {
+    clear_pending(ts);
+  }
+  greenlet_impl* t = resolve_target(ts, self->parent, true);
+  *t->inbox = std::move(ts.transfer);
+  trace_event ev =
+      (ts.slow & slow_pending_exception) ? trace_event::throw_to : trace_event::switch_to;
+  prepare_jump(ts, self, t, ev);
+  return t;
+}
+
+GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result) {
+  if (ts.slow == slow_finished) {  // the usual reason: a greenlet returned to its parent
+    ts.slow = 0;
+    origin->ctx = nullptr;
+    free_stack(origin);
+    return;
+  }
+  const trace_event ev = std::exchange(ts.event, trace_event::switch_to);
+  if (ts.slow & slow_finished) {
+    ts.slow &= ~static_cast<unsigned>(slow_finished);
+    origin->ctx = nullptr;
+    free_stack(origin);
+  }
+  // Take the exception first: trace functions and kills below switch too (the value
+  // is safe in `result`, on this greenlet's own stack).
+  std::exception_ptr failure;
+  if (ts.slow & slow_pending_exception) {
+    failure = std::move(ts.pending);
+    clear_pending(ts);
+  }
+  if ((ts.slow & slow_tracing) && ts.trace) {
+    greenlet from = try_add_ref(origin) ? greenlet_access::adopt(origin) : greenlet();
+    greenlet target = greenlet_access::adopt(share_current(ts));
+    trace_function fn = ts.trace;  // a copy: the trace function may replace itself
+    try {
+      fn(ev, from, target);
+    } catch (...) {
+      ts.trace = nullptr;
+      ts.slow &= ~static_cast<unsigned>(slow_tracing);
+      failure = std::current_exception();
+    }
+  }
+  if (ts.slow & slow_orphan) {
+    greenlet_impl* o = ts.orphan;
+    ts.orphan = nullptr;
+    ts.slow &= ~static_cast<unsigned>(slow_orphan);
+    release(o);
+  }
+  if (failure) {
+    result.reset();
+    std::rethrow_exception(failure);
+  }
+}
+
+}  // namespace greenlets::detail
+
+#endif  // GREENLETS_DETAIL_SWITCH_HPP

@@ -1,0 +1,186 @@
+// Per-thread state: the running and main greenlets, what a switch in progress
+// carries (payload, pending exception, trace event), the flags that send a switch
+// down its slow path, and the thread's list of started greenlets.
+//
+// Part of greenlet.hpp, which includes it; include that instead.
+#ifndef GREENLETS_DETAIL_THREAD_STATE_HPP
+#define GREENLETS_DETAIL_THREAD_STATE_HPP
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+
+#include "greenlets/detail/config.hpp"
+#include "greenlets/detail/exception_state.hpp"
+#include "greenlets/detail/records.hpp"
+#include "greenlets/error.hpp"
+#include "greenlets/greenlet.hpp"
+#include "greenlets/stack.hpp"
+#include "greenlets/value.hpp"
+
+namespace greenlets::detail {
+
+enum slow_bits : unsigned {
+  slow_pending_exception = 1,  // `pending` holds an exception to raise in the target
+  slow_tracing = 2,            // a trace function is installed
+  slow_orphan = 4,             // `orphan` holds a greenlet whose handles all went while it ran
+  slow_finished = 8,           // the greenlet that jumped here has finished: free its stack
+};
+
+struct thread_state {
+  greenlet_impl* current;
+  greenlet_impl* main;
+  exception_state* eh;
+  thread_record* record;
+  unsigned slow = 0;
+  trace_event event = trace_event::switch_to;
+  value transfer;  // a payload being routed, or the first switch's arguments
+  std::exception_ptr pending;
+  greenlet_impl* orphan = nullptr;
+  trace_function trace;
+  greenlet_impl* active_head = nullptr;
+  unsigned stack_color = 0;  // staggers the tops of new stacks (see start())
+
+  thread_state();
+  ~thread_state();
+  thread_state(const thread_state&) = delete;
+  thread_state& operator=(const thread_state&) = delete;
+
+  void link_active(greenlet_impl* g) noexcept {
+    g->active_prev = nullptr;
+    g->active_next = active_head;
+    if (active_head != nullptr) active_head->active_prev = g;
+    active_head = g;
+  }
+  void unlink_active(greenlet_impl* g) noexcept {
+    if (g->active_prev != nullptr) {
+      g->active_prev->active_next = g->active_next;
+    } else if (active_head == g) {
+      active_head = g->active_next;
+    }
+    if (g->active_next != nullptr) g->active_next->active_prev = g->active_prev;
+    g->active_prev = g->active_next = nullptr;
+  }
+};
+
+// The fast pointer the switch reads, and the owner whose destructor runs at thread exit.
+inline thread_local thread_state* tls_state = nullptr;
+inline thread_local bool tls_state_destroyed = false;
+// record->key() while this thread has state and no kill queued (see inactive_key).
+inline thread_local std::atomic<std::uintptr_t> tls_switch_key{no_thread_key};
+
+// True if `g` is suspended or running on this thread and no kill is queued here: a
+// switch to it needs no other check unless it is the running one.
+GREENLETS_ALWAYS_INLINE bool switchable_here(const greenlet_impl* g) noexcept {
+  return g->switch_key.load(std::memory_order_relaxed) ==
+         tls_switch_key.load(std::memory_order_relaxed);
+}
+
+struct thread_state_owner {
+  thread_state* state = nullptr;
+  ~thread_state_owner() { delete state; }
+};
+
+GREENLETS_COLD inline thread_state& create_thread_state() {
+  if (tls_state_destroyed) {
+    throw error(
+        "greenlets: this thread's greenlet state was already destroyed (the thread is "
+        "exiting)");
+  }
+  // Touch the stack pool first so that it outlives the state, which returns stacks
+  // to it while unwinding at thread exit.
+  (void)stack_pool::local();
+  thread_local thread_state_owner owner;
+  owner.state = new thread_state();
+  tls_state = owner.state;
+  thread_record* r = owner.state->record;
+  {
+    std::lock_guard<std::mutex> lock(r->mutex);
+    r->switch_key_slot = &tls_switch_key;
+  }
+  tls_switch_key.store(r->key(), std::memory_order_relaxed);
+  return *owner.state;
+}
+
+inline void process_kill_queue(thread_state& ts) noexcept;
+
+// A new reference to the running greenlet (whose count another thread may have just
+// dropped to zero: then the queue makes it an orphan first).
+inline greenlet_impl* share_current(thread_state& ts) noexcept {
+  while (!try_add_ref(ts.current)) process_kill_queue(ts);
+  return ts.current;
+}
+
+GREENLETS_COLD GREENLETS_NOINLINE inline thread_state& this_thread_slow() {
+  thread_state* ts = tls_state;
+  if (ts == nullptr) ts = &create_thread_state();
+  if (ts->record->kills_pending.load(std::memory_order_relaxed)) process_kill_queue(*ts);
+  return *ts;
+}
+
+// Spare greenlet blocks of this thread: creating and dropping greenlets in a loop
+// reuses them rather than calling the allocator each time. Used only while the
+// thread's state lives (~thread_state frees them), so none is left behind by a
+// thread that only drops greenlets; left out under AddressSanitizer, which should see
+// every greenlet's memory freed.
+struct impl_block_cache {
+  static constexpr std::size_t block_size = 256;  // a greenlet with a small callable
+  static constexpr std::size_t max_blocks = 64;
+  void* head = nullptr;
+  std::size_t count = 0;
+
+  void free_all() noexcept {
+    while (head != nullptr) {
+      void* next = *static_cast<void**>(head);
+      ::operator delete(head);
+      head = next;
+    }
+    count = 0;
+  }
+};
+inline thread_local impl_block_cache tls_impl_blocks;
+
+inline void* greenlet_impl::operator new(std::size_t size) {
+#if !defined(GREENLETS_ASAN)
+  if (size <= impl_block_cache::block_size) {
+    impl_block_cache& c = tls_impl_blocks;
+    if (void* p = c.head; p != nullptr && tls_state != nullptr) {
+      c.head = *static_cast<void**>(p);
+      --c.count;
+      return p;
+    }
+    return ::operator new(impl_block_cache::block_size);  // any small block fits any cache
+  }
+#endif
+  return ::operator new(size);
+}
+
+inline void greenlet_impl::operator delete(void* p, std::size_t size) noexcept {
+#if !defined(GREENLETS_ASAN)
+  if (size <= impl_block_cache::block_size) {
+    impl_block_cache& c = tls_impl_blocks;
+    if (tls_state != nullptr && c.count < impl_block_cache::max_blocks) {
+      *static_cast<void**>(p) = c.head;
+      c.head = p;
+      ++c.count;
+      return;
+    }
+  }
+#endif
+  (void)size;
+  ::operator delete(p);
+}
+
+// This thread's state, created on first use; runs kills queued by other threads. One
+// test covers both: the key is unset without a state and cleared by a queued kill.
+GREENLETS_ALWAYS_INLINE thread_state& this_thread() {
+  if (GREENLETS_UNLIKELY(tls_switch_key.load(std::memory_order_relaxed) == no_thread_key)) {
+    return this_thread_slow();
+  }
+  return *tls_state;
+}
+
+}  // namespace greenlets::detail
+
+#endif  // GREENLETS_DETAIL_THREAD_STATE_HPP
