@@ -23,7 +23,8 @@
 // greenlets header) to install neither the handler nor signal stacks: an overflow
 // then dies of a plain SIGSEGV, or goes to your own handler.
 //
-// Included at the end of greenlet_impl.hpp: the handler reads the running greenlet.
+// Included at the end of greenlet.hpp (after greenlet_members.hpp): the handler reads
+// the running greenlet.
 #ifndef GREENLETS_DETAIL_OVERFLOW_HPP
 #define GREENLETS_DETAIL_OVERFLOW_HPP
 
