@@ -5,7 +5,7 @@
 #
 # BUILD_DIR is a CMake build directory of this project with GREENLETS_BUILD_BENCHMARKS
 # on (configure it with -DCMAKE_BUILD_TYPE=Release: every binary warns on a Debug build).
-# The full-size runs are the binaries with no options (N as in the documents).
+# The full-size runs are the binaries with no options (N as in the tutorial).
 set -eu
 build=${1:?usage: run_all.sh BUILD_DIR [--json]}
 shift
