@@ -71,8 +71,8 @@
 
 namespace greenlets::detail {
 
-// Sets up stack overflow reporting for this thread (overflow.hpp); called on the
-// first stack a thread hands out.
+// Sets up stack overflow reporting for this thread (overflow.hpp); called for each
+// stack handed out until it has (once the thread has mapped a guarded stack).
 void install_overflow_reporting() noexcept;
 inline thread_local bool tls_overflow_reporting = false;
 
