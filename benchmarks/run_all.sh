@@ -15,10 +15,10 @@ for x in yield_vs_serial switch_overhead memory_per_greenlet; do
   [ -x "$b/$x" ] || { echo "run_all.sh: $b/$x not found; build the benchmarks first" >&2; exit 1; }
 done
 
-echo "### yield_vs_serial (N = 10,000,000, as in the documents)"
+echo "### yield_vs_serial (N = 10,000,000, as in the tutorial)"
 "$b/yield_vs_serial" --n 1e7 --reps 5 "$@"
 echo
-echo "### switch_overhead (N = 20,000,000; the documents use 1e8: run the binary without --n)"
+echo "### switch_overhead (N = 20,000,000; the tutorial uses 1e8: run the binary without --n)"
 "$b/switch_overhead" --n 2e7 --reps 5 --thread-n 50000 --python-n 1e6 "$@"
 echo
 if [ -x "$b/micro" ]; then

@@ -217,10 +217,10 @@ int main(int argc, char** argv) {
                                 std::to_string(python_n) + " " + std::to_string(opt.reps));
     if (py.count("python_serial"))
       s.add_samples("python_serial", py["python_serial"], python_n, 1, "python_serial",
-                    "documents' f1(); f2()");
+                    "the tutorial's f1(); f2()");
     if (py.count("python_greenlet"))
       s.add_samples("python_greenlet", py["python_greenlet"], python_n, 1, "python_serial",
-                    "documents' two greenlets");
+                    "the tutorial's two greenlets");
   }
 
   const double nn = static_cast<double>(opt.n);
@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
     std::printf(
         "ns/iter covers one i of both f1 and f2; ns_per_switch = (switched - serial) / 2N, "
         "medians.\n"
-        "documents (their machine, N=1e8): Python serial 10.99 s vs greenlet 52.76 s "
+        "the tutorial (its machine, N=1e8): Python serial 10.99 s vs greenlet 52.76 s "
         "(4.80x)\n");
     const bench::result* g = s.find("greenlet");
     const bench::result* pg = s.find("python_greenlet");

@@ -123,10 +123,10 @@ int main(int argc, char** argv) {
     const char* where = "separate process, after the C++ columns";
     if (py.count("python_serial"))
       s.add_samples("python_serial", py["python_serial"], opt.n, 1, "python_serial",
-                    std::string("documents' list program; ") + where);
+                    std::string("the tutorial's list program; ") + where);
     if (py.count("python_generator"))
       s.add_samples("python_generator", py["python_generator"], opt.n, 1, "python_serial",
-                    "documents' generator send program");
+                    "the tutorial's generator send program");
     if (py.count("python_greenlet"))
       s.add_samples("python_greenlet", py["python_greenlet"], opt.n, 1, "python_serial",
                     "greenlet consumer fed by g.switch(i) (extra)");
@@ -138,6 +138,6 @@ int main(int argc, char** argv) {
   bench::do_not_optimize(sink);
   s.print("item");
   if (!opt.json)
-    std::printf("documents (their machine): Python serial 1.55 s vs yield 2.03 s (1.31x)\n");
+    std::printf("the tutorial (its machine): Python serial 1.55 s vs yield 2.03 s (1.31x)\n");
   return 0;
 }

@@ -31,7 +31,7 @@ def run_serial(n):
     consumer_serial(res)
 
 
-# Concurrent: the document's generator consumer fed by send().
+# Concurrent: the tutorial's generator consumer fed by send().
 def consumer_gen():
     while True:
         x = yield
