@@ -101,9 +101,11 @@ inline const std::shared_ptr<stack_resource>& pooled_resource() {
 /// The default: stacks with a guard page, reused from a per-thread pool.
 ///
 /// Spawning makes no system call once the pool is warm; a thread keeps at most 256
-/// free stacks of each size and unmaps the rest. An overflow is reported by a SIGSEGV
-/// handler installed when a thread first starts a greenlet on a guarded stack (unless
-/// `GREENLETS_NO_OVERFLOW_HANDLER` is defined).
+/// free stacks of each size ready and gives the memory of the rest back, keeping
+/// their address space and guard pages (up to its recent peak in use) for the next
+/// burst. An overflow is reported by a SIGSEGV handler installed when a thread first
+/// starts a greenlet on a guarded stack (unless `GREENLETS_NO_OVERFLOW_HANDLER` is
+/// defined).
 inline stack_allocator pooled_stacks() { return stack_allocator(detail::pooled_resource()); }
 
 /// Stacks with a guard page, mapped for each greenlet and unmapped when it ends.
@@ -124,7 +126,8 @@ inline stack_allocator malloc_stacks() {
   return stack_allocator(resource);
 }
 
-/// Unmaps the free stacks this thread's pool keeps, down to `keep` per size.
+/// Unmaps the free stacks this thread's pool keeps, down to `keep` per size ready, and
+/// every chunk of stacks none of which is in use.
 inline void trim_stack_pool(std::size_t keep = 0) noexcept {
   if (detail::stack_pool* pool = detail::stack_pool::local()) pool->trim(keep);
 }

@@ -20,9 +20,16 @@ namespace greenlets::detail {
 // A chunk is one mapping of up to 64 slots (a guard page, then a stack): one mmap and,
 // where the kernel can, one process_madvise for all its guard pages. A stack given back
 // goes to a short per-size cache ("warm": ready, its touched pages resident). Past that
-// it becomes a free slot of its chunk; a chunk whose slots are all free is unmapped,
-// and free slots of chunks still in use are emptied with MADV_DONTNEED (in batches), so
-// memory returns to the system while no mapping is ever split. Nothing is written into
+// it becomes a free slot of its chunk, and free slots are emptied with MADV_DONTNEED
+// (in batches), so memory returns to the system while no mapping is ever split.
+//
+// A chunk whose slots are all free stays mapped, its guard pages in place, on a list of
+// empty chunks reused before anything new is mapped: a program that holds 100,000
+// greenlets, drops them and spawns as many again would otherwise pay an mmap, a guard
+// install and an munmap per chunk each round. What stays mapped is bounded by the peak
+// of chunks in use over the current and the previous window of allocations; past it an
+// emptied chunk is unmapped, and at the end of each window the excess goes. trim()
+// unmaps every empty chunk. Nothing is written into
 // the stacks, and nothing allocated while greenlets are dropped outlives the drop (it
 // would pin the top of the heap over their freed records): the lists of chunks are
 // intrusive, the warm cache is reserved whole up front.
@@ -32,6 +39,8 @@ class stack_pool {
   static constexpr std::size_t max_dirty = 256;  // free slots left resident before a flush
   static constexpr std::size_t max_slots_per_chunk = 64;
   static constexpr std::size_t max_chunk_bytes = std::size_t{32} << 20;
+  // Allocations from chunks per window of the peak that bounds the empty chunks kept.
+  static constexpr std::size_t window_allocations = std::size_t{1} << 18;
 
   stack_pool() = default;
   stack_pool(const stack_pool&) = delete;
@@ -58,7 +67,14 @@ class stack_pool {
       b.warm.pop_back();
       return sc;
     }
-    if (b.partial.head == nullptr) add_chunk(b);
+    if (b.partial.head == nullptr) {
+      if (chunk* e = b.empty.head) {
+        b.empty.remove(e);
+        b.partial.push(e);
+      } else {
+        add_chunk(b);
+      }
+    }
     chunk* c = b.partial.head;
     // Prefer a slot whose pages are still resident.
     const std::uint64_t from = c->dirty != 0 ? c->dirty : c->free;
@@ -70,8 +86,13 @@ class stack_pool {
     }
     c->free &= ~bit;
     if (c->free == 0) b.partial.remove(c);
-    ++c->used;
-    return c->stack(static_cast<std::size_t>(__builtin_ctzll(bit)));
+    if (c->used++ == 0) {
+      used_bytes_ += c->bytes();
+      if (used_bytes_ > window_peak_) window_peak_ = used_bytes_;
+    }
+    const stack_context sc = c->stack(static_cast<std::size_t>(__builtin_ctzll(bit)));
+    if (++allocations_ == window_allocations) end_window();
+    return sc;
   }
 
   void deallocate(stack_context sc) noexcept {
@@ -84,8 +105,8 @@ class stack_pool {
     release(sc);
   }
 
-  // Releases cached stacks until at most `keep` per size remain ready, and empties the
-  // free slots of chunks still in use.
+  // Releases cached stacks until at most `keep` per size remain ready, unmaps every
+  // empty chunk, and empties the free slots of chunks still in use.
   void trim(std::size_t keep) noexcept {
     for (bucket& b : buckets_) {
       while (b.warm.size() > keep) {
@@ -94,6 +115,7 @@ class stack_pool {
         release(sc);
       }
     }
+    unmap_empty(0);
     flush_dirty();
   }
 
@@ -158,7 +180,8 @@ class stack_pool {
   struct bucket {
     std::size_t size = 0;
     std::vector<stack_context> warm;
-    partial_list partial;        // chunks of this size with free slots
+    partial_list partial;        // chunks of this size with free slots, some in use
+    partial_list empty;          // chunks of this size with every slot free
     std::size_t next_slots = 4;  // chunks grow 4, 8, ... 64 slots
   };
 
@@ -206,6 +229,7 @@ class stack_pool {
       throw;
     }
     chunk* c = record.release();
+    mapped_bytes_ += c->bytes();
     c->free = n == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
     b.partial.push(c);
     if (b.next_slots < max_slots_per_chunk) b.next_slots *= 2;
@@ -221,7 +245,7 @@ class stack_pool {
     return c;
   }
 
-  // Gives a stack back to its chunk: unmaps the chunk when it was the last one in use.
+  // Gives a stack back to its chunk; a chunk left empty is kept within the recent peak.
   void release(stack_context sc) noexcept {
     chunk* c = find_chunk(sc);
     bucket* b = c != nullptr ? find_bucket(sc.size) : nullptr;
@@ -231,22 +255,57 @@ class stack_pool {
     }
     const auto offset = static_cast<std::size_t>(static_cast<char*>(sc.sp) - c->base);
     const std::uint64_t bit = std::uint64_t{1} << (offset / c->slot - 1);
-    if (--c->used == 0) {
+    const bool emptied = --c->used == 0;
+    if (emptied) {
+      used_bytes_ -= c->bytes();
       if (c->free != 0) b->partial.remove(c);
-      if (c->dirty != 0) {
-        dirty_ -= static_cast<std::size_t>(__builtin_popcountll(c->dirty));
-        dirty_list_.remove(c);
+      if (mapped_bytes_ > peak_bytes()) {
+        unmap(c);
+        return;
       }
-      ::munmap(c->base, c->bytes());
-      chunks_.erase(reinterpret_cast<std::uintptr_t>(c->base));
-      delete c;
-      return;
+      b->empty.push(c);
+    } else if (c->free == 0) {
+      b->partial.push(c);
     }
-    if (c->free == 0) b->partial.push(c);
     c->free |= bit;
     if (c->dirty == 0) dirty_list_.push(c);
     c->dirty |= bit;
     if (++dirty_ > max_dirty) flush_dirty();
+  }
+
+  // The most bytes of chunks in use at once, over this window and the last.
+  std::size_t peak_bytes() const noexcept {
+    return window_peak_ > last_window_peak_ ? window_peak_ : last_window_peak_;
+  }
+
+  void end_window() noexcept {
+    allocations_ = 0;
+    last_window_peak_ = window_peak_;
+    window_peak_ = used_bytes_;
+    unmap_empty(peak_bytes());
+  }
+
+  // Unmaps empty chunks until at most `limit` bytes of chunks stay mapped.
+  void unmap_empty(std::size_t limit) noexcept {
+    for (bucket& b : buckets_) {
+      while (mapped_bytes_ > limit && b.empty.head != nullptr) {
+        chunk* c = b.empty.head;
+        b.empty.remove(c);
+        unmap(c);
+      }
+    }
+  }
+
+  // Unmaps a chunk that is on no list of its bucket.
+  void unmap(chunk* c) noexcept {
+    if (c->dirty != 0) {
+      dirty_ -= static_cast<std::size_t>(__builtin_popcountll(c->dirty));
+      dirty_list_.remove(c);
+    }
+    ::munmap(c->base, c->bytes());
+    mapped_bytes_ -= c->bytes();
+    chunks_.erase(reinterpret_cast<std::uintptr_t>(c->base));
+    delete c;
   }
 
   // Empties the pages of every dirty free slot, a run of neighbouring slots at a time.
@@ -280,6 +339,11 @@ class stack_pool {
   std::map<std::uintptr_t, chunk*> chunks_;  // by base address
   dirty_list dirty_list_;                    // chunks with dirty free slots
   std::size_t dirty_ = 0;
+  std::size_t mapped_bytes_ = 0;      // all chunks
+  std::size_t used_bytes_ = 0;        // chunks with a slot handed out or cached warm
+  std::size_t window_peak_ = 0;       // most of used_bytes_ in this window
+  std::size_t last_window_peak_ = 0;  // and in the last
+  std::size_t allocations_ = 0;       // from chunks in this window
 };
 
 // A stack from this thread's pool (a fresh one once the thread has destroyed its pool).
