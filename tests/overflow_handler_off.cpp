@@ -6,14 +6,10 @@
 #error "build this file with GREENLETS_NO_OVERFLOW_HANDLER defined"
 #endif
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <climits>
-#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -21,7 +17,11 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/fork_child.hpp"
+#include "support/options.hpp"
+
 using greenlets::greenlet;
+using test_support::with_stack;
 
 namespace {
 
@@ -43,13 +43,6 @@ bool same_handler(const struct sigaction& a, const struct sigaction& b) {
   return a.sa_handler == b.sa_handler;
 }
 
-greenlets::options with_stack(std::size_t bytes, greenlets::stack_allocator a = {}) {
-  greenlets::options o;
-  o.stack_size = bytes;
-  o.allocator = std::move(a);
-  return o;
-}
-
 volatile int depth_limit = INT_MAX;  // never reached: keeps the recursion non-trivially finite
 
 __attribute__((noinline)) int recurse(int depth) {
@@ -61,7 +54,7 @@ __attribute__((noinline)) int recurse(int depth) {
 
 }  // namespace
 
-TEST_CASE("With GREENLETS_NO_OVERFLOW_HANDLER, guarded stacks install no handler or signal stack",
+TEST_CASE("with GREENLETS_NO_OVERFLOW_HANDLER, guarded stacks install no handler or signal stack",
           "[stack][overflow][threads]") {
   // A new thread: its first stacks are made here, where the report would be set up.
   std::thread t([] {
@@ -79,46 +72,14 @@ TEST_CASE("With GREENLETS_NO_OVERFLOW_HANDLER, guarded stacks install no handler
   t.join();
 }
 
-TEST_CASE("With GREENLETS_NO_OVERFLOW_HANDLER, an overflow dies of a plain SIGSEGV",
+TEST_CASE("with GREENLETS_NO_OVERFLOW_HANDLER, an overflow dies of a plain SIGSEGV",
           "[stack][overflow]") {
-  // In a forked child with the default action for SIGSEGV (not Catch2's handler),
-  // its stderr captured.
-  std::fflush(nullptr);
-  int fds[2];
-  REQUIRE(::pipe(fds) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    ::dup2(fds[1], STDERR_FILENO);
-    ::close(fds[1]);
-    const int null = ::open("/dev/null", O_WRONLY);
-    if (null >= 0) ::dup2(null, STDOUT_FILENO);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    ::sigaction(SIGSEGV, &dfl, nullptr);
+  // In a forked child with the default action for SIGSEGV (not Catch2's handler).
+  test_support::child_result r = test_support::run_child([] {
     greenlet g([] { recurse(0); }, with_stack(64 * 1024));
     g.switch_to();
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string err;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      err.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  INFO("child stderr:\n" << err);
-  CHECK(WIFSIGNALED(status));
-  CHECK(WTERMSIG(status) == SIGSEGV);
-  CHECK(err.find("stack overflow in greenlet") == std::string::npos);
+  });
+  INFO("child stderr:\n" << r.err);
+  CHECK(r.killed_by(SIGSEGV));
+  CHECK(r.err.find("stack overflow in greenlet") == std::string::npos);
 }
