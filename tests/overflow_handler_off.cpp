@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <climits>
 #include <string>
 #include <thread>
 
@@ -19,8 +18,10 @@
 
 #include "support/fork_child.hpp"
 #include "support/options.hpp"
+#include "support/overflow.hpp"
 
 using greenlets::greenlet;
+using test_support::recurse;
 using test_support::with_stack;
 
 namespace {
@@ -41,15 +42,6 @@ bool same_handler(const struct sigaction& a, const struct sigaction& b) {
   if ((a.sa_flags & SA_SIGINFO) != (b.sa_flags & SA_SIGINFO)) return false;
   if ((a.sa_flags & SA_SIGINFO) != 0) return a.sa_sigaction == b.sa_sigaction;
   return a.sa_handler == b.sa_handler;
-}
-
-volatile int depth_limit = INT_MAX;  // never reached: keeps the recursion non-trivially finite
-
-__attribute__((noinline)) int recurse(int depth) {
-  volatile char frame[256];
-  frame[0] = static_cast<char>(depth);
-  if (depth >= depth_limit) return frame[0];
-  return recurse(depth + 1) + frame[0];
 }
 
 }  // namespace

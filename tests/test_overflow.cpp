@@ -26,6 +26,7 @@
 
 #include "support/fork_child.hpp"
 #include "support/options.hpp"
+#include "support/overflow.hpp"
 
 #if defined(GREENLETS_VALGRIND_ACTIVE)
 #include <valgrind/valgrind.h>
@@ -36,17 +37,9 @@ using greenlets::greenlet;
 namespace {
 
 using test_support::child_result;
+using test_support::recurse;
 using test_support::run_child;
 using test_support::with_stack;
-
-volatile int depth_limit = INT_MAX;  // never reached: keeps the recursion non-trivially finite
-
-__attribute__((noinline)) int recurse(int depth) {
-  volatile char frame[256];
-  frame[0] = static_cast<char>(depth);
-  if (depth >= depth_limit) return frame[0];
-  return recurse(depth + 1) + frame[0];
-}
 
 // Writes the line the overflow report must print for `g` (sized `kib`) to stderr,
 // prefixed with "expect: ", then overflows `g`'s stack.
