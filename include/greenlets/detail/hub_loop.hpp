@@ -479,9 +479,12 @@ class loop {
 
   void run() {
     for (;;) {
+      // Polling first: a greenlet that yields (also the one that started the hub)
+      // resumes only after timers and fds had their turn.
+      poll();
       if (posts_pending_.load(std::memory_order_acquire)) run_posts();
       // Only what was ready when this pass began: a task that yields again goes after
-      // the poll below, so timers and fds are never starved.
+      // the next poll, so timers and fds are never starved.
       std::size_t n = ready_;
       while (n-- > 0) {
         run_hook* h = runq_.pop_front();
@@ -489,7 +492,6 @@ class loop {
         --ready_;
         h->run(*h);
       }
-      poll();
     }
   }
 
