@@ -790,7 +790,9 @@ int main(int argc, char** argv) {
       "Boost.Fiber on\nevery row; sleepers_10k <= 20 ms wall and <= 10 ms CPU. gevent ran at "
       "n=%s.\n",
       use_cpu ? "CPU" : "wall", opt.reps, bench::fmt_count(python_n).c_str());
-  if (missed.empty())
+  if (rows.empty())
+    std::printf("no rows ran (--rows)\n");
+  else if (missed.empty())
     std::printf("every target met\n");
   else
     for (const std::string& m : missed) std::printf("target missed: %s\n", m.c_str());
