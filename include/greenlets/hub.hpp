@@ -10,7 +10,12 @@
 
 #include "greenlets/hub/errors.hpp"
 #include "greenlets/hub/hub.hpp"
+#include "greenlets/hub/io.hpp"
+#include "greenlets/hub/pool.hpp"
+#include "greenlets/hub/queue.hpp"
+#include "greenlets/hub/sync.hpp"
 #include "greenlets/hub/task.hpp"
+#include "greenlets/hub/thread_pool.hpp"
 #include "greenlets/hub/timeout.hpp"
 
 #endif  // GREENLETS_HUB_HPP

@@ -66,11 +66,11 @@ struct timeout_timer;
 // one for the main greenlet, one per other greenlet while it uses the hub.
 struct wait_ctx : blocked_hook {
   greenlet self;
-  waiter* blocked = nullptr;               // the wait it is suspended in
-  timeout_timer* timeouts = nullptr;       // innermost armed `timeout` scope
-  std::exception_ptr kill_pending;         // a kill for its next blocking point
-  std::size_t undelivered = 0;             // expired timeouts not thrown yet
-  bool raw = false;                        // neither a task nor the main greenlet
+  waiter* blocked = nullptr;          // the wait it is suspended in
+  timeout_timer* timeouts = nullptr;  // innermost armed `timeout` scope
+  std::exception_ptr kill_pending;    // a kill for its next blocking point
+  std::size_t undelivered = 0;        // expired timeouts not thrown yet
+  bool raw = false;                   // neither a task nor the main greenlet
 };
 
 // One blocking call in progress; lives on the blocked greenlet's stack.
@@ -203,6 +203,7 @@ class loop {
   void release_ctx(wait_ctx& c) noexcept {
     if (c.raw && c.blocked == nullptr && c.timeouts == nullptr && c.undelivered == 0 &&
         !c.kill_pending) {
+      forget_ctx(c);
       raw_.erase(c.self);
     }
   }
@@ -369,6 +370,10 @@ class loop {
 
   // The greenlet the hub is switching to, for current_ctx().
   void set_running(wait_ctx* c) noexcept { running_ = c; }
+  // `c` is going away.
+  void forget_ctx(wait_ctx& c) noexcept {
+    if (running_ == &c) running_ = nullptr;
+  }
 
  private:
   struct fd_slot {
@@ -389,7 +394,8 @@ class loop {
     // The core's per-thread state must exist first, so that it is destroyed after us.
     (void)current();
     if (tls_destroyed_) {
-      throw error("greenlets: hub: this thread's hub was already destroyed (the thread is exiting)");
+      throw error(
+          "greenlets: hub: this thread's hub was already destroyed (the thread is exiting)");
     }
     thread_local owner_holder holder;
     holder.l = new loop();
@@ -402,7 +408,8 @@ class loop {
     while (!root.is_main()) root = std::move(root).parent();
     main_.self = root;
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (epoll_fd_ < 0) throw error(std::string("greenlets: hub: epoll_create1: ") + std::strerror(errno));
+    if (epoll_fd_ < 0)
+      throw error(std::string("greenlets: hub: epoll_create1: ") + std::strerror(errno));
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
       ::close(epoll_fd_);
@@ -629,8 +636,8 @@ inline void loop::wait_fd(waiter& w, int fd, bool write, const char* op,
   if (::epoll_ctl(epoll_fd_, s.events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) != 0) {
     const int err = errno;
     if (s.reader == nullptr && s.writer == nullptr) fds_.erase(fd);
-    throw error(std::string("greenlets: ") + op + ": cannot watch fd " + std::to_string(fd) +
-                ": " + std::strerror(err));
+    throw error(std::string("greenlets: ") + op + ": cannot watch fd " + std::to_string(fd) + ": " +
+                std::strerror(err));
   }
   s.events = want;
   mine = &w;
@@ -639,8 +646,8 @@ inline void loop::wait_fd(waiter& w, int fd, bool write, const char* op,
     --fd_waits_;
     fd_slot& t = fds_[fd];
     (write ? t.writer : t.reader) = nullptr;
-    const std::uint32_t left = (t.reader != nullptr ? EPOLLIN | EPOLLRDHUP : 0u) |
-                               (t.writer != nullptr ? EPOLLOUT : 0u);
+    const std::uint32_t left =
+        (t.reader != nullptr ? EPOLLIN | EPOLLRDHUP : 0u) | (t.writer != nullptr ? EPOLLOUT : 0u);
     if (left == 0) {
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if closed
       fds_.erase(fd);
@@ -670,6 +677,37 @@ inline void loop::cancel_fd(int fd, std::exception_ptr e) noexcept {
   if (it == fds_.end()) return;
   if (it->second.reader != nullptr) fail(*it->second.reader, e);
   if (it->second.writer != nullptr) fail(*it->second.writer, e);
+}
+
+// Parks `w` in `list` until it is woken (or `until` passes: then false); it leaves the
+// list on every way out.
+inline bool wait_in(loop& l, hook_list<wait_hook>& list, waiter& w,
+                    const hub_clock::time_point* until) {
+  list.push_back(w);
+  bool in_time = true;
+  try {
+    if (until != nullptr) {
+      in_time = l.block_until(w, *until);
+    } else {
+      l.block(w);
+    }
+  } catch (...) {
+    if (static_cast<wait_hook&>(w).linked()) hook_list<wait_hook>::erase(w);
+    throw;
+  }
+  if (static_cast<wait_hook&>(w).linked()) hook_list<wait_hook>::erase(w);
+  return in_time;
+}
+
+// The first waiter of `list` still waiting; waiters already woken (timed out, killed)
+// are dropped from it on the way, as they are leaving anyway.
+inline waiter* first_waiting(hook_list<wait_hook>& list) noexcept {
+  while (wait_hook* h = list.front()) {
+    auto& w = static_cast<waiter&>(*h);
+    if (!w.woken) return &w;
+    hook_list<wait_hook>::erase(w);
+  }
+  return nullptr;
 }
 
 inline loop::~loop() {

@@ -29,12 +29,14 @@ namespace detail {
 
 enum class task_phase : unsigned char { pending, running, done };
 
+// A place in a pool's list of running tasks.
+struct pool_hook : list_hook {};
+
 // Everything a task's handles and its greenlet share.
-struct task_base : task_hook, run_hook, std::enable_shared_from_this<task_base> {
+struct task_base : task_hook, run_hook, pool_hook, std::enable_shared_from_this<task_base> {
   struct start_timer : timer_node {
     task_base* task = nullptr;
   };
-  struct pool_hook : list_hook {};
 
   task_base() {
     run = &start;
@@ -69,6 +71,7 @@ struct task_base : task_hook, run_hook, std::enable_shared_from_this<task_base> 
     loop& l = loop::local();
     while (wait_hook* h = joiners.pop_front()) l.wake(static_cast<waiter&>(*h));
     loop::remove_task(*this);
+    l.forget_ctx(ctx);
     if (on_done != nullptr) on_done(*this);
   }
 
@@ -126,7 +129,6 @@ struct task_base : task_hook, run_hook, std::enable_shared_from_this<task_base> 
   bool killed = false;
   bool retrieved = false;
   // A pool's bookkeeping.
-  pool_hook in_pool;
   void (*on_done)(task_base&) = nullptr;
   void* pool = nullptr;
 };
@@ -286,8 +288,8 @@ class task {
   template <class F, class... A>
   friend task<detail::task_result_t<F, A...>> spawn(F&& f, A&&... args);
   template <class Rep, class Per, class F, class... A>
-  friend task<detail::task_result_t<F, A...>> spawn_later(std::chrono::duration<Rep, Per> d,
-                                                          F&& f, A&&... args);
+  friend task<detail::task_result_t<F, A...>> spawn_later(std::chrono::duration<Rep, Per> d, F&& f,
+                                                          A&&... args);
   friend class pool;
 
   explicit task(std::shared_ptr<detail::task_state<R>> st) noexcept : st_(std::move(st)) {}
