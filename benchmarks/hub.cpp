@@ -2,7 +2,7 @@
 // pool, many sleepers), beside Boost.Fiber (round_robin scheduler, one thread) and
 // gevent in the same run.
 //
-//   hub [--n 100000] [--reps 5] [--json] [--no-python] [--python-n N] [--sleepers 10000]
+//   hub [--n 100000] [--reps 3] [--json] [--no-python] [--python-n N] [--sleepers 10000]
 //       [--rows a,b,...] [--columns greenlets,boost_fiber] [--cpu] [--million]
 //       [--memory-tasks N] [--memory-python-tasks N]
 //
@@ -27,7 +27,9 @@
 // Columns: greenlets (this library's hub), boost_fiber (fibers::fiber + join,
 // this_fiber::yield, buffered_channel, unbuffered_channel, condition_variable, mutex,
 // sleep_for; no counterpart for timeout_scope and pool_map), gevent (python/hub.py run by
-// /usr/bin/python3 at --python-n, N/10 by default). The C++ columns run interleaved.
+// /usr/bin/python3 after the C++ columns: the spawn and event rows at N, since their cost
+// per task grows with the tasks alive at once, the others at --python-n, N/10 by
+// default). The C++ columns run interleaved. Three repetitions unless --reps says.
 //
 // --json prints {"benchmark", "n", "reps", "results": [...]}, one result per row and
 // column named "<row>/<column>", with ns_per_op, seconds (the median of the samples, at
@@ -545,6 +547,9 @@ int main(int argc, char** argv) {
       bench::parse(argc, argv, "hub", 100'000,
                    " [--python-n N] [--sleepers N] [--rows a,b] [--columns c,d] [--cpu]\n"
                    "           [--million] [--memory-tasks N] [--memory-python-tasks N]");
+  bool reps_given = false;
+  for (int i = 1; i < argc; ++i) reps_given = reps_given || std::string(argv[i]) == "--reps";
+  if (!reps_given) opt.reps = 3;  // gevent at N takes a while
   long long python_n = -1;
   long long sleepers = 10'000;
   long long memory_tasks = 1'000'000;
@@ -607,7 +612,9 @@ int main(int argc, char** argv) {
   std::string info =
       "columns:    greenlets hub; Boost.Fiber (round_robin, one thread, 128 KiB fixedsize "
       "stacks); gevent " +
-      std::string(use_python ? "(/usr/bin/python3, n=" + bench::fmt_count(python_n) + ")"
+      std::string(use_python ? "(/usr/bin/python3; spawn and event rows at N, the others at "
+                               "n=" +
+                                   bench::fmt_count(python_n) + ")"
                              : "(skipped)") +
       "\nsleepers:   " + bench::fmt_count(sleepers) + " tasks x sleep(10 ms), not scaled by N\n";
   bench::print_header(opt, info);
@@ -626,7 +633,7 @@ int main(int argc, char** argv) {
       memory_ran[col_boost] = true;
     }
     if (use_python) {
-      auto py = run_gevent("0 1 0 " + std::to_string(memory_python_tasks));
+      auto py = run_gevent("0 0 1 0 " + std::to_string(memory_python_tasks));
       auto it = py.find("sleepers_1m_memory");
       if (it != py.end() && !it->second["ops"].empty()) {
         memory[col_gevent].tasks = static_cast<long long>(it->second["ops"][0]);
@@ -667,8 +674,8 @@ int main(int argc, char** argv) {
     std::fprintf(log, "gevent column skipped: %s cannot import gevent (python3-gevent)\n",
                  bench::python_path());
   } else if (use_python) {
-    auto py = run_gevent(std::to_string(python_n) + " " + std::to_string(opt.reps) + " " +
-                         std::to_string(sleepers));
+    auto py = run_gevent(std::to_string(opt.n) + " " + std::to_string(python_n) + " " +
+                         std::to_string(opt.reps) + " " + std::to_string(sleepers));
     for (row& r : rows) {
       auto it = py.find(r.name);
       if (it == py.end() || it->second["seconds"].empty()) continue;
@@ -787,8 +794,8 @@ int main(int argc, char** argv) {
   std::printf(
       "\nper-op %s-time medians over %d repetitions (min in brackets); x gevent / x boost: "
       "how many\ntimes faster greenlets is, from medians. Targets: >= 50x gevent and >= 2x "
-      "Boost.Fiber on\nevery row; sleepers_10k <= 20 ms wall and <= 10 ms CPU. gevent ran at "
-      "n=%s.\n",
+      "Boost.Fiber on\nevery row; sleepers_10k <= 20 ms wall and <= 10 ms CPU. gevent ran the "
+      "spawn and event rows\nat N, the others at n=%s.\n",
       use_cpu ? "CPU" : "wall", opt.reps, bench::fmt_count(python_n).c_str());
   if (rows.empty())
     std::printf("no rows ran (--rows)\n");

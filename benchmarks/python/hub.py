@@ -1,10 +1,11 @@
 """gevent's side of benchmarks/hub: the same rows, timed; run by the hub binary.
 
-usage: hub.py N REPS SLEEPERS [MEMORY_TASKS]
-N scales every row as in hub.cpp (the binary passes a smaller N than its own: gevent is
-slow, and every row is linear in N). SLEEPERS is the task count of the sleepers row (its
-wall time is not linear, so it is not scaled). With MEMORY_TASKS, only the memory row
-runs: that many tasks blocked on one Event, RSS before and after.
+usage: hub.py N SMALL_N REPS SLEEPERS [MEMORY_TASKS]
+N sizes the rows whose cost per task depends on how many tasks are alive at once (spawn,
+event), as in hub.cpp; SMALL_N sizes the others (gevent is slow, and their cost per
+operation does not depend on the size). SLEEPERS is the task count of the sleepers row
+(its wall time is not linear, so it is not scaled). With MEMORY_TASKS, only the memory
+row runs: that many tasks blocked on one Event, RSS before and after.
 
 Prints one JSON object per line:
   {"row": "spawn_join", "ops": 100000, "seconds": [...], "cpu_seconds": [...]}
@@ -127,16 +128,17 @@ def pool_map(n):
     return jobs
 
 
+# (name, function, sized by N rather than SMALL_N)
 ROWS = [
-    ("spawn_join", spawn_join),
-    ("spawn_sleep0_join", spawn_sleep0_join),
-    ("sleep0_switch", sleep0_switch),
-    ("queue_pingpong", queue_pingpong),
-    ("channel_pingpong", channel_pingpong),
-    ("event_wake", event_wake),
-    ("timeout_scope", timeout_scope),
-    ("lock_contended", lock_contended),
-    ("pool_map", pool_map),
+    ("spawn_join", spawn_join, True),
+    ("spawn_sleep0_join", spawn_sleep0_join, True),
+    ("sleep0_switch", sleep0_switch, False),
+    ("queue_pingpong", queue_pingpong, False),
+    ("channel_pingpong", channel_pingpong, False),
+    ("event_wake", event_wake, True),
+    ("timeout_scope", timeout_scope, False),
+    ("lock_contended", lock_contended, False),
+    ("pool_map", pool_map, False),
 ]
 
 
@@ -178,23 +180,24 @@ def timed(fn, n):
 
 def main():
     n = int(float(sys.argv[1]))
-    reps = int(sys.argv[2])
-    count = int(float(sys.argv[3]))
-    if len(sys.argv) > 4:
-        memory(int(float(sys.argv[4])))
+    small_n = int(float(sys.argv[2]))
+    reps = int(sys.argv[3])
+    count = int(float(sys.argv[4]))
+    if len(sys.argv) > 5:
+        memory(int(float(sys.argv[5])))
         return
-    columns = ROWS + [("sleepers_10k", lambda _n: sleepers(count))]
-    for _, fn in columns:
-        fn(max(10, n // 10))
-    samples = {name: {"ops": 0, "seconds": [], "cpu_seconds": []} for name, _ in columns}
+    columns = ROWS + [("sleepers_10k", lambda _n: sleepers(count), False)]
+    for _, fn, full in columns:
+        fn(max(10, (n if full else small_n) // 10))
+    samples = {name: {"ops": 0, "seconds": [], "cpu_seconds": []} for name, _, _ in columns}
     for _ in range(reps):
-        for name, fn in columns:
-            ops, wall, cpu = timed(fn, n)
+        for name, fn, full in columns:
+            ops, wall, cpu = timed(fn, n if full else small_n)
             s = samples[name]
             s["ops"] = ops
             s["seconds"].append(wall)
             s["cpu_seconds"].append(cpu)
-    for name, _ in columns:
+    for name, _, _ in columns:
         print(json.dumps(dict(row=name, **samples[name])))
 
 
