@@ -267,14 +267,22 @@ class loop {
     wake(w);
   }
 
-  // Raises `e` in the greenlet of `c` at its blocking point: now if it is blocked,
-  // else at its next blocking call.
+  // Raises `e` in the greenlet of `c` at its blocking point: now if it is blocked
+  // (even if already queued to resume, unless something was handed to it), else at its
+  // next blocking call.
   void interrupt(wait_ctx& c, std::exception_ptr e) noexcept {
-    if (c.blocked != nullptr && !c.blocked->woken) {
-      fail(*c.blocked, std::move(e));
+    if (c.blocked != nullptr && overridable(*c.blocked)) {
+      c.blocked->error = std::move(e);
+      wake(*c.blocked);
     } else if (!c.kill_pending) {
       c.kill_pending = std::move(e);
     }
+  }
+
+  // A wake-up may be turned into an exception unless the waiter was handed a permit or
+  // an item (which the exception would lose).
+  static bool overridable(const waiter& w) noexcept {
+    return !w.woken || (!w.error && !w.granted && w.slot == nullptr);
   }
 
   void schedule(run_hook& h) noexcept {
@@ -459,10 +467,11 @@ class loop {
     t.expired = true;
     t.fired = ++l.fired_;
     wait_ctx& c = *t.ctx;
-    if (c.blocked != nullptr && !c.blocked->woken) {
+    if (c.blocked != nullptr && overridable(*c.blocked)) {
       t.delivered = true;
-      l.fail(*c.blocked, std::make_exception_ptr(timeout_error(
-                             "greenlets: timeout: " + format_duration(t.length) + " elapsed")));
+      c.blocked->error = std::make_exception_ptr(
+          timeout_error("greenlets: timeout: " + format_duration(t.length) + " elapsed"));
+      l.wake(*c.blocked);
     } else {
       ++c.undelivered;
     }
