@@ -2,9 +2,10 @@
 // pool, many sleepers), beside Boost.Fiber (round_robin scheduler, one thread) and
 // gevent in the same run.
 //
-//   hub [--n 100000] [--reps 3] [--json] [--no-python] [--python-n N] [--sleepers 10000]
+//   hub [--n 100000] [--reps 3] [--json] [--no-python] [--python-n N] [--python-reps 1]
+//       [--sleepers 10000]
 //       [--rows a,b,...] [--columns greenlets,boost_fiber] [--cpu] [--million]
-//       [--memory-tasks N] [--memory-python-tasks N]
+//       [--memory-tasks N] [--memory-peer-tasks N]
 //
 // Rows (N = --n; every row's size is linear in N except sleepers_10k):
 //   spawn_join         N tasks spawned, then all joined; per task
@@ -22,14 +23,16 @@
 //   sleepers_10k       10,000 tasks each sleeping 10 ms, spawned and joined: wall and CPU
 //   sleepers_1m_memory (--million) 1,000,000 tasks blocked on one event: resident bytes
 //                      per task (VmRSS before and after), each column in a fresh child
-//                      process; gevent at --memory-python-tasks (100,000), scaled per task
+//                      process; Boost.Fiber and gevent at --memory-peer-tasks (100,000: a
+//                      million of them would take 11 and 8 GiB)
 //
 // Columns: greenlets (this library's hub), boost_fiber (fibers::fiber + join,
 // this_fiber::yield, buffered_channel, unbuffered_channel, condition_variable, mutex,
 // sleep_for; no counterpart for timeout_scope and pool_map), gevent (python/hub.py run by
 // /usr/bin/python3 after the C++ columns: the spawn and event rows at N, since their cost
-// per task grows with the tasks alive at once, the others at --python-n, N/10 by
-// default). The C++ columns run interleaved. Three repetitions unless --reps says.
+// per task grows with the tasks alive at once, --python-reps times (1: they take seconds),
+// the others at --python-n, N/10 by default). The C++ columns run interleaved. Three repetitions
+// unless --reps says.
 //
 // --json prints {"benchmark", "n", "reps", "results": [...]}, one result per row and
 // column named "<row>/<column>", with ns_per_op, seconds (the median of the samples, at
@@ -543,17 +546,18 @@ std::string fmt_time(double ns) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::options opt =
-      bench::parse(argc, argv, "hub", 100'000,
-                   " [--python-n N] [--sleepers N] [--rows a,b] [--columns c,d] [--cpu]\n"
-                   "           [--million] [--memory-tasks N] [--memory-python-tasks N]");
+  bench::options opt = bench::parse(
+      argc, argv, "hub", 100'000,
+      " [--python-n N] [--python-reps R] [--sleepers N] [--rows a,b] [--columns c,d] [--cpu]\n"
+      "           [--million] [--memory-tasks N] [--memory-peer-tasks N]");
   bool reps_given = false;
   for (int i = 1; i < argc; ++i) reps_given = reps_given || std::string(argv[i]) == "--reps";
   if (!reps_given) opt.reps = 3;  // gevent at N takes a while
   long long python_n = -1;
+  int python_reps = 1;
   long long sleepers = 10'000;
   long long memory_tasks = 1'000'000;
-  long long memory_python_tasks = 100'000;
+  long long memory_peer_tasks = 100'000;
   bool million = false;
   bool use_cpu = false;
   std::vector<std::string> only_rows, only_columns;
@@ -562,6 +566,8 @@ int main(int argc, char** argv) {
     const bool has_value = i + 1 < opt.rest.size();
     if (a == "--python-n" && has_value) {
       python_n = static_cast<long long>(std::stod(opt.rest[++i]));
+    } else if (a == "--python-reps" && has_value) {
+      python_reps = std::max(1, std::stoi(opt.rest[++i]));
     } else if (a == "--sleepers" && has_value) {
       sleepers = static_cast<long long>(std::stod(opt.rest[++i]));
     } else if (a == "--rows" && has_value) {
@@ -575,8 +581,8 @@ int main(int argc, char** argv) {
     } else if (a == "--memory-tasks" && has_value) {
       memory_tasks = static_cast<long long>(std::stod(opt.rest[++i]));
       million = true;
-    } else if (a == "--memory-python-tasks" && has_value) {
-      memory_python_tasks = static_cast<long long>(std::stod(opt.rest[++i]));
+    } else if (a == "--memory-peer-tasks" && has_value) {
+      memory_peer_tasks = static_cast<long long>(std::stod(opt.rest[++i]));
     } else {
       std::fprintf(stderr, "hub: unknown option %s (try --help)\n", a.c_str());
       return 2;
@@ -612,10 +618,11 @@ int main(int argc, char** argv) {
   std::string info =
       "columns:    greenlets hub; Boost.Fiber (round_robin, one thread, 128 KiB fixedsize "
       "stacks); gevent " +
-      std::string(use_python ? "(/usr/bin/python3; spawn and event rows at N, the others at "
-                               "n=" +
-                                   bench::fmt_count(python_n) + ")"
-                             : "(skipped)") +
+      std::string(use_python
+                      ? "(/usr/bin/python3; spawn and event rows at N, " +
+                            std::to_string(python_reps) +
+                            " repetition(s); the others at n=" + bench::fmt_count(python_n) + ")"
+                      : "(skipped)") +
       "\nsleepers:   " + bench::fmt_count(sleepers) + " tasks x sleep(10 ms), not scaled by N\n";
   bench::print_header(opt, info);
   std::FILE* log = opt.json ? stderr : stdout;
@@ -629,11 +636,11 @@ int main(int argc, char** argv) {
       memory_ran[col_greenlets] = true;
     }
     if (listed(only_columns, "boost_fiber")) {
-      memory[col_boost] = in_child([&] { return bf_memory(memory_tasks); });
+      memory[col_boost] = in_child([&] { return bf_memory(memory_peer_tasks); });
       memory_ran[col_boost] = true;
     }
     if (use_python) {
-      auto py = run_gevent("0 0 1 0 " + std::to_string(memory_python_tasks));
+      auto py = run_gevent("0 0 1 1 0 " + std::to_string(memory_peer_tasks));
       auto it = py.find("sleepers_1m_memory");
       if (it != py.end() && !it->second["ops"].empty()) {
         memory[col_gevent].tasks = static_cast<long long>(it->second["ops"][0]);
@@ -675,7 +682,8 @@ int main(int argc, char** argv) {
                  bench::python_path());
   } else if (use_python) {
     auto py = run_gevent(std::to_string(opt.n) + " " + std::to_string(python_n) + " " +
-                         std::to_string(opt.reps) + " " + std::to_string(sleepers));
+                         std::to_string(opt.reps) + " " + std::to_string(python_reps) + " " +
+                         std::to_string(sleepers));
     for (row& r : rows) {
       auto it = py.find(r.name);
       if (it == py.end() || it->second["seconds"].empty()) continue;
@@ -795,8 +803,8 @@ int main(int argc, char** argv) {
       "\nper-op %s-time medians over %d repetitions (min in brackets); x gevent / x boost: "
       "how many\ntimes faster greenlets is, from medians. Targets: >= 50x gevent and >= 2x "
       "Boost.Fiber on\nevery row; sleepers_10k <= 20 ms wall and <= 10 ms CPU. gevent ran the "
-      "spawn and event rows\nat N, the others at n=%s.\n",
-      use_cpu ? "CPU" : "wall", opt.reps, bench::fmt_count(python_n).c_str());
+      "spawn and event rows\nat N (%d repetition(s)), the others at n=%s.\n",
+      use_cpu ? "CPU" : "wall", opt.reps, python_reps, bench::fmt_count(python_n).c_str());
   if (rows.empty())
     std::printf("no rows ran (--rows)\n");
   else if (missed.empty())

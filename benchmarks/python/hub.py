@@ -1,10 +1,11 @@
 """gevent's side of benchmarks/hub: the same rows, timed; run by the hub binary.
 
-usage: hub.py N SMALL_N REPS SLEEPERS [MEMORY_TASKS]
+usage: hub.py N SMALL_N REPS FULL_REPS SLEEPERS [MEMORY_TASKS]
 N sizes the rows whose cost per task depends on how many tasks are alive at once (spawn,
 event), as in hub.cpp; SMALL_N sizes the others (gevent is slow, and their cost per
 operation does not depend on the size). SLEEPERS is the task count of the sleepers row
-(its wall time is not linear, so it is not scaled). With MEMORY_TASKS, only the memory
+(its wall time is not linear, so it is not scaled). The rows sized by N run FULL_REPS
+times (they take seconds each), the others REPS times. With MEMORY_TASKS, only the memory
 row runs: that many tasks blocked on one Event, RSS before and after.
 
 Prints one JSON object per line:
@@ -182,16 +183,19 @@ def main():
     n = int(float(sys.argv[1]))
     small_n = int(float(sys.argv[2]))
     reps = int(sys.argv[3])
-    count = int(float(sys.argv[4]))
-    if len(sys.argv) > 5:
-        memory(int(float(sys.argv[5])))
+    full_reps = int(sys.argv[4])
+    count = int(float(sys.argv[5]))
+    if len(sys.argv) > 6:
+        memory(int(float(sys.argv[6])))
         return
     columns = ROWS + [("sleepers_10k", lambda _n: sleepers(count), False)]
     for _, fn, full in columns:
         fn(max(10, (n if full else small_n) // 10))
     samples = {name: {"ops": 0, "seconds": [], "cpu_seconds": []} for name, _, _ in columns}
-    for _ in range(reps):
+    for rep in range(max(reps, full_reps)):
         for name, fn, full in columns:
+            if rep >= (full_reps if full else reps):
+                continue
             ops, wall, cpu = timed(fn, n if full else small_n)
             s = samples[name]
             s["ops"] = ops
