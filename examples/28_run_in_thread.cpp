@@ -48,7 +48,7 @@ int main() {
   });
   eater.join();
   ticker.join();
-  std::cout << "the ticker ran while the thread blocked: " << (ticks >= 5 ? "yes" : "no") << '\n';
+  std::cout << "the ticker ran while the thread blocked: " << (ticks > 0 ? "yes" : "no") << '\n';
 }
 
 // Expected output:

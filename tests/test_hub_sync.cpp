@@ -337,3 +337,49 @@ TEST_CASE("no heap allocation per sleep(0), wait, timeout scope or queue put/get
   round();
   partner.join();
 }
+
+TEST_CASE("getters that time out leave the queue to the others", "[hub][hub5]") {
+  greenlets::timeout deadline(5s);
+  auto timed_get = [](greenlets::queue<std::string>& q) {
+    try {
+      greenlets::timeout t(0s);
+      return q.get();
+    } catch (const greenlets::timeout_error&) {
+      return std::string("timed out");
+    }
+  };
+  SECTION("one dies, one gets the item") {
+    greenlets::queue<std::string> q;
+    auto dying = spawn(timed_get, std::ref(q));
+    auto waiting = spawn([&] { return q.get(); });
+    greenlets::sleep(5ms);
+    q.put("hi");
+    CHECK(dying.get() == "timed out");
+    CHECK(waiting.get() == "hi");
+  }
+  SECTION("both die; the item stays") {
+    greenlets::queue<std::string> q;
+    auto a = spawn(timed_get, std::ref(q));
+    auto b = spawn(timed_get, std::ref(q));
+    greenlets::sleep(5ms);
+    q.put("sent");
+    CHECK(a.get() == "timed out");
+    CHECK(b.get() == "timed out");
+    CHECK(q.get() == "sent");
+  }
+}
+
+TEST_CASE("event: after set and clear during a wait, a new wait blocks until the next set",
+          "[hub][hub5]") {
+  greenlets::timeout deadline(5s);
+  greenlets::event e;
+  auto waiter = spawn([&] {
+    auto setter = spawn([&] { e.set(); });
+    e.wait();
+    setter.join();
+    e.clear();
+    return e.wait_for(10ms);
+  });
+  CHECK_FALSE(waiter.get());
+  CHECK_FALSE(e.is_set());
+}

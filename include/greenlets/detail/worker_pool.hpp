@@ -30,8 +30,7 @@ class worker_pool {
 
   std::size_t size() const noexcept { return size_; }
 
-  // More threads take effect at once; fewer, once the extra threads are idle... never:
-  // the count only limits how many are started.
+  // The count limits how many threads are started; lowering it stops none.
   void resize(std::size_t size) {
     std::lock_guard<std::mutex> lock(mutex_);
     size_ = size;
@@ -41,8 +40,10 @@ class worker_pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       jobs_.push_back(std::move(job));
-      // A new thread only when every started one is busy.
-      if (idle_ == 0 && threads_.size() < size_) threads_.emplace_back([this] { work(); });
+      // A new thread only when the idle ones cannot take every queued job.
+      if (jobs_.size() > idle_ && threads_.size() < size_) {
+        threads_.emplace_back([this] { work(); });
+      }
     }
     ready_.notify_one();
   }
