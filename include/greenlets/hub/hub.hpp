@@ -49,6 +49,7 @@ class hub {
   /// `f` must not block (it runs in the hub itself; blocking there is an `error`); to
   /// run blocking code, spawn a task from `f`. An exception `f` throws goes to the
   /// unraisable handler. A post counts as pending work: it keeps `loop_exit` away.
+  /// The hub's thread must not have exited (a hub lives as long as its thread).
   /// Python: `hub.loop.run_callback_threadsafe(f)`.
   template <class F>
   void post(F&& f) {

@@ -51,6 +51,7 @@ struct task_base : task_hook, run_hook, pool_hook, std::enable_shared_from_this<
   }
 
   virtual void invoke() = 0;
+  virtual void drop_call() noexcept = 0;
 
   // Runs in the task's greenlet.
   void body() noexcept {
@@ -100,6 +101,7 @@ struct task_base : task_hook, run_hook, pool_hook, std::enable_shared_from_this<
       exception = std::move(e);
     }
     finish();
+    drop_call();
     ctx.self = greenlet();  // never started: frees it and its reference to us
   }
 
@@ -143,16 +145,25 @@ struct task_state<void> : task_base {};
 template <class R, class F, class... A>
 struct task_impl final : task_state<R> {
   template <class G, class... B>
-  explicit task_impl(G&& g, B&&... b) : fn(std::forward<G>(g)), args(std::forward<B>(b)...) {}
+  explicit task_impl(G&& g, B&&... b) {
+    call.emplace(std::forward<G>(g), std::forward<B>(b)...);
+  }
   void invoke() override {
+    // The function and its arguments go as soon as it returns: what they hold (often
+    // handles to other tasks) must not keep anything alive in a cycle through us.
+    struct drop {
+      task_impl& t;
+      ~drop() { t.call.reset(); }
+    } guard{*this};
+    auto call_it = [](F& f, A&... a) -> R { return std::invoke(f, std::move(a)...); };
     if constexpr (std::is_void_v<R>) {
-      std::apply(fn, std::move(args));
+      std::apply(call_it, *call);
     } else {
-      this->result.emplace(std::apply(fn, std::move(args)));
+      this->result.emplace(std::apply(call_it, *call));
     }
   }
-  F fn;
-  std::tuple<A...> args;
+  void drop_call() noexcept override { call.reset(); }
+  std::optional<std::tuple<F, A...>> call;
 };
 
 template <class F, class... A>
