@@ -3,9 +3,9 @@
 // From the tutorial chapter on generators, greenlet and gevent (its gevent part):
 // two tasks print a counter and sleep a random time, so their lines interleave in
 // an order only the sleeps decide. The Python sleeps up to 1 s from an unseeded
-// random(); here the sleeps are whole multiples of 20 ms drawn from a seeded
+// random(); here the sleeps are whole multiples of 40 ms drawn from a seeded
 // generator, so the order is the same on every run (no two wake-ups come closer
-// than 20 ms).
+// than 40 ms).
 //
 //   from gevent import monkey
 //   import gevent, random, time
@@ -31,7 +31,7 @@ using namespace std::chrono_literals;
 void coroutine_work(const std::string& name, const std::vector<int>& naps) {
   for (int i = 0; i < 10; ++i) {
     std::cout << name << ' ' << i << '\n';
-    greenlets::sleep(naps[static_cast<std::size_t>(i)] * 20ms);
+    greenlets::sleep(naps[static_cast<std::size_t>(i)] * 40ms);
   }
 }
 
