@@ -31,6 +31,7 @@ else
   echo "### micro skipped: not built (Google Benchmark, libbenchmark-dev, not found)"
 fi
 echo
+[ -x "$b/hub" ] && { echo "### hub: the hub beside Boost.Fiber and gevent"; "$b/hub" --reps 3 "$@"; echo; }
 echo "### memory_per_greenlet: 100,000 suspended greenlets, every allocator"
 "$b/memory_per_greenlet" --counts 100000 "$@"
 echo

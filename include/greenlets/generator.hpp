@@ -88,15 +88,11 @@ GREENLETS_ALWAYS_INLINE bool is_running(const greenlet_impl* g) noexcept {
   return ts != nullptr && ts->current == g;
 }
 
-// This thread's state if `g` may be jumped to directly from here: same thread, no
-// kill queued by another thread (those run at a full switch). Null otherwise.
+// This thread's state if `g` may be jumped to directly from here: started, alive, on
+// this thread, no kill queued by another thread (those run at a full switch); one
+// comparison, see switchable_here(). Null otherwise.
 GREENLETS_ALWAYS_INLINE thread_state* direct_jump_state(const greenlet_impl* g) noexcept {
-  thread_state* ts = tls_state;
-  if (GREENLETS_UNLIKELY(ts == nullptr || g->record != ts->record ||
-                         ts->record->kills_pending.load(std::memory_order_relaxed))) {
-    return nullptr;
-  }
-  return ts;
+  return GREENLETS_LIKELY(switchable_here(g)) ? tls_state : nullptr;
 }
 
 // True if `g` belongs to the calling thread (false once this thread's state is gone).

@@ -1,4 +1,4 @@
-// Everything in greenlets: greenlets, values, stacks and generators.
+// Everything in greenlets: greenlets, values, stacks, generators and the hub.
 //
 //   #include <greenlets/greenlets.hpp>
 //   greenlets::greenlet g([] { return 42; });
@@ -12,5 +12,6 @@
 #include "greenlets/stack.hpp"
 #include "greenlets/value.hpp"
 #include "greenlets/version.hpp"
+#include "greenlets/hub.hpp"
 
 #endif  // GREENLETS_GREENLETS_HPP

@@ -23,11 +23,9 @@ namespace greenlets::detail {
 
 inline void kill(thread_state& ts, greenlet_impl* g, bool at_exit) noexcept;
 
-inline void drop_local(thread_state& ts, greenlet_impl* g) noexcept {
-  if (!g->is(status_started) || g->is(status_dead)) {
-    delete g;
-    return;
-  }
+// A started greenlet, not dead, whose last handle went on its own thread.
+GREENLETS_COLD GREENLETS_NOINLINE inline void drop_suspended(thread_state& ts,
+                                                             greenlet_impl* g) noexcept {
   g->refs.store(1, std::memory_order_relaxed);
   if (g == ts.current) {
     // Its last handle went while it runs: the thread keeps it until it switches away.
@@ -38,13 +36,19 @@ inline void drop_local(thread_state& ts, greenlet_impl* g) noexcept {
   kill(ts, g, false);
 }
 
-// The last handle of `g` is gone (refs is 0).
-GREENLETS_COLD inline void last_ref_dropped(greenlet_impl* g) noexcept {
-  thread_state* ts = tls_state;
-  if (ts != nullptr && g->record == ts->record) {
-    drop_local(*ts, g);
+// The usual drop, a greenlet that finished or never started, is only a delete; kept
+// small so that it needs no stack frame.
+GREENLETS_ALWAYS_INLINE void drop_local(thread_state& ts, greenlet_impl* g) noexcept {
+  const unsigned s = g->status.load(std::memory_order_relaxed);
+  if ((s & status_started) == 0 || (s & status_dead) != 0) {
+    delete g;
     return;
   }
+  drop_suspended(ts, g);
+}
+
+// The last handle of `g` went on a thread other than its own.
+GREENLETS_COLD GREENLETS_NOINLINE inline void drop_foreign(greenlet_impl* g) noexcept {
   thread_record* r = g->record;
   {
     std::lock_guard<std::mutex> lock(r->mutex);
@@ -64,6 +68,16 @@ GREENLETS_COLD inline void last_ref_dropped(greenlet_impl* g) noexcept {
   }
   // The owner has exited, having unwound everything it had started.
   delete g;
+}
+
+// The last handle of `g` is gone (refs is 0).
+GREENLETS_NOINLINE inline void last_ref_dropped(greenlet_impl* g) noexcept {
+  thread_state* ts = tls_state;
+  if (GREENLETS_LIKELY(ts != nullptr && g->record == ts->record)) {
+    drop_local(*ts, g);
+    return;
+  }
+  drop_foreign(g);
 }
 
 inline void release(greenlet_impl* g) noexcept {
