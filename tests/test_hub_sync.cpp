@@ -108,6 +108,31 @@ TEST_CASE("async_result: set from another thread wakes the waiter", "[hub][hub9]
   other3.join();
 }
 
+TEST_CASE("async_result<void>: set() with no value wakes every waiter, once", "[hub][hub9]") {
+  greenlets::timeout deadline(5s);
+  greenlets::async_result<void> done;
+  int woken = 0;
+  std::vector<task<void>> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.push_back(spawn([&] {
+      done.get();
+      ++woken;
+    }));
+  }
+  greenlets::sleep(0s);
+  CHECK(woken == 0);
+  std::thread other([&] { done.set(); });
+  greenlets::joinall(waiters);
+  other.join();
+  CHECK(woken == 3);
+  CHECK(done.ready());
+  CHECK_THROWS_WITH(done.set(), Catch::Contains("async_result::set: the result was already set"));
+
+  greenlets::async_result<void> failed;
+  failed.set_exception(std::make_exception_ptr(std::runtime_error("no value, an error")));
+  CHECK_THROWS_WITH(failed.get(), "no value, an error");
+}
+
 TEST_CASE("semaphore: waiters are served FIFO; a released permit goes to the first waiter",
           "[hub][hub5]") {
   greenlets::timeout deadline(5s);

@@ -116,17 +116,6 @@ inline greenlet root_greenlet() {
   return g;
 }
 
-// True if `e` holds a greenlet_exit (or a type derived from it).
-inline bool holds_greenlet_exit(const std::exception_ptr& e) noexcept {
-  try {
-    std::rethrow_exception(e);
-  } catch (const greenlet_exit&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 // What yield<T, S> and yield<void, S> share: the checks and the suspension.
 template <class T, class S>
 class yield_base {

@@ -116,46 +116,10 @@ inline void check_thread(const char* op, std::thread::id owner) {
   if (std::this_thread::get_id() != owner) throw_foreign_thread(op, owner);
 }
 
-inline std::string describe(const std::exception_ptr& e) {
-  if (!e) return "";
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (const greenlet_exit&) {
-    return "greenlets::greenlet_exit";
-  } catch (...) {
-    return "an exception not derived from std::exception";
-  }
-}
-
-// Reports through the process's unraisable handler (stderr when none is installed).
+// The core's report, for a handle.
 inline void report_unraisable(const greenlet& where, const std::exception_ptr& e,
                               std::string_view what) noexcept {
-  try {
-    // The core offers only set/replace: read the handler by putting it straight back.
-    unraisable_function fn = set_unraisable_handler(nullptr);
-    set_unraisable_handler(fn);
-    if (fn) {
-      fn(where, e, what);
-      return;
-    }
-    std::string line = "greenlets: " + std::string(what);
-    if (e) line += ": " + describe(e);
-    std::fprintf(stderr, "%s\n", line.c_str());
-  } catch (...) {
-    // Nowhere left to report to.
-  }
-}
-
-inline bool is_greenlet_exit(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const greenlet_exit&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
+  report_unraisable(greenlet_access::get(where), e, what);
 }
 
 inline std::string format_duration(hub_clock::duration d) {

@@ -78,6 +78,17 @@ inline std::string describe_exception(const std::exception_ptr& e) {
   }
 }
 
+// True if `e` holds a greenlet_exit (or a type derived from it).
+inline bool holds_greenlet_exit(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const greenlet_exit&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 inline void report_unraisable(greenlet_impl* g, const std::exception_ptr& e,
                               std::string_view what) noexcept {
   try {
@@ -87,8 +98,7 @@ inline void report_unraisable(greenlet_impl* g, const std::exception_ptr& e,
       fn = unraisable_state::get().fn;
     }
     if (fn) {
-      add_ref(g);
-      fn(greenlet_access::adopt(g), e, what);
+      fn(g != nullptr ? greenlet_access::share(g) : greenlet(), e, what);
       return;
     }
     std::string line = "greenlets: " + std::string(what);

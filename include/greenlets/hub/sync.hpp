@@ -17,7 +17,9 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "greenlets/hub/hub.hpp"
 
@@ -112,9 +114,13 @@ class event {
 /// thread that made it. While a task waits for it, the hub counts it as pending work
 /// (another thread may set it), so waiting does not end in `loop_exit`. Copies share
 /// the same result.
+/// `async_result<void>` carries no value: `set()` takes none and `get()` returns nothing.
 /// Python: `gevent.event.AsyncResult`.
 template <class T>
 class async_result {
+  // What `set` stores: the value, or nothing at all for `async_result<void>`.
+  using stored_type = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
  public:
   /// An empty result, belonging to the calling thread (and its hub).
   async_result() : st_(std::make_shared<state>()) {}
@@ -123,11 +129,18 @@ class async_result {
   ///
   /// Python: `r.set(v)`.
   /// Throws: `error` if a value or exception was already set.
-  void set(T v) {
-    std::lock_guard<std::mutex> lock(st_->mutex);
-    check_unset("async_result::set");
-    st_->value.emplace(std::move(v));
-    publish();
+  template <class U = T, std::enable_if_t<!std::is_void_v<U>, int> = 0>
+  void set(stored_type v) {
+    store(std::move(v));
+  }
+
+  /// Marks an `async_result<void>` done and wakes the waiters. Any thread may call it.
+  ///
+  /// Python: `r.set()`.
+  /// Throws: `error` if it was already set.
+  template <class U = T, std::enable_if_t<std::is_void_v<U>, int> = 0>
+  void set() {
+    store(std::monostate{});
   }
 
   /// Stores `e`, which `get()` rethrows, and wakes the waiters. Any thread may call it.
@@ -149,7 +162,7 @@ class async_result {
     wait_impl("async_result::get", nullptr);
     std::lock_guard<std::mutex> lock(st_->mutex);
     if (st_->failure) std::rethrow_exception(st_->failure);
-    return *st_->value;
+    if constexpr (!std::is_void_v<T>) return *st_->value;
   }
 
   /// True once a value or exception was set.
@@ -176,13 +189,20 @@ class async_result {
  private:
   struct state {
     std::mutex mutex;
-    std::optional<T> value;
+    std::optional<stored_type> value;
     std::exception_ptr failure;
     bool ready = false;
     detail::hook_list<detail::wait_hook> waiters;  // hub thread only, under `mutex`
     detail::loop* loop = &detail::loop::local();
     std::thread::id owner = std::this_thread::get_id();
   };
+
+  void store(stored_type v) {
+    std::lock_guard<std::mutex> lock(st_->mutex);
+    check_unset("async_result::set");
+    st_->value.emplace(std::move(v));
+    publish();
+  }
 
   void check_unset(const char* op) const {
     if (st_->ready) throw error(std::string("greenlets: ") + op + ": the result was already set");

@@ -95,7 +95,7 @@ struct task_base : task_hook, run_hook, pool_hook, std::enable_shared_from_this<
     loop& l = loop::local();
     l.unschedule(*this);
     l.disarm(timer);
-    if (is_greenlet_exit(e)) {
+    if (holds_greenlet_exit(e)) {
       killed = true;
     } else {
       exception = std::move(e);
