@@ -52,7 +52,9 @@ auto run_in_thread(F&& f) -> std::invoke_result_t<std::decay_t<F>&> {
     } catch (...) {
       call->failure = std::current_exception();
     }
-    l.post([call, &l] {
+    // The hub's thread drops the last reference: whatever the result holds (an
+    // exception the caller is still reading) is destroyed on the thread that uses it.
+    l.post([call = std::move(call), &l] {
       l.remove_foreign();
       if (call->w != nullptr) l.wake(*call->w);
     });
