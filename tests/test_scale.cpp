@@ -7,6 +7,7 @@
 // mean nothing, so there the cases run and check everything but the memory bounds.
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,6 +84,27 @@ std::size_t status_kib(const char* field) {
   return value;
 }
 
+// The pages the kernel may take back at any moment without writing them anywhere
+// (given back with MADV_FREE), in KiB: part of VmRSS until it does.
+std::size_t lazy_free_kib() {
+  std::FILE* f = std::fopen("/proc/self/smaps_rollup", "r");
+  REQUIRE(f != nullptr);
+  char line[256];
+  std::size_t value = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "LazyFree:", 9) == 0) value = std::strtoull(line + 9, nullptr, 10);
+  }
+  std::fclose(f);
+  return value;
+}
+
+// Minor page faults of the process so far.
+long minor_faults() {
+  ::rusage u{};
+  REQUIRE(::getrusage(RUSAGE_SELF, &u) == 0);
+  return u.ru_minflt;
+}
+
 // Read here rather than through the library's own helpers, so that the test measures
 // independently of the code under test.
 std::size_t count_mappings() {  // lines of /proc/self/maps
@@ -114,6 +136,8 @@ std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE
 std::size_t pool_chunks() { return greenlets::detail::stack_pool::local()->chunk_count(); }
 // how many free stacks of one size the pool caches (an internal tuning),
 constexpr std::size_t pool_cache = greenlets::detail::stack_pool::max_cached_per_size;
+// how many free slots it may give back lazily (MADV_FREE),
+constexpr std::size_t lazy_slots = greenlets::detail::stack_pool::max_lazy;
 // and whether guard pages are madvise markers (chosen by the pool at its first stack).
 bool madvise_guards() { return greenlets::detail::guard_pages_use_madvise(); }
 
@@ -157,6 +181,7 @@ struct scale_result {
   double rss_per_greenlet = 0;         // bytes
   double pte_per_greenlet = 0;         // bytes of page tables (not part of VmRSS)
   long long rss_after_drop = 0;        // KiB above the start, before any trim
+  long long lazy_after_drop = 0;       // KiB of it given back with MADV_FREE
   long long rss_after_trim = 0;        // KiB above the start, after trim_stack_pool and malloc_trim
   long long heap_free_after_drop = 0;  // KiB malloc keeps free (not given back) after the drop
   std::size_t pool_after_drop = 0;
@@ -205,6 +230,7 @@ scale_result hold_and_drop(std::size_t n) {
   r.chunks_after_drop = pool_chunks();
   r.rss_after_drop =
       static_cast<long long>(status_kib("VmRSS")) - static_cast<long long>(rss_before);
+  r.lazy_after_drop = static_cast<long long>(lazy_free_kib());
   r.heap_free_after_drop =
       (static_cast<long long>(mallinfo2().fordblks) - static_cast<long long>(heap_free_before)) /
       static_cast<long long>(kib);
@@ -240,15 +266,20 @@ void check_scale(std::size_t n, const scale_result& r) {
   WARN(n << " suspended greenlets: resident memory " << r.rss_per_greenlet
          << " bytes per greenlet (bound 6144), page tables " << r.pte_per_greenlet
          << " bytes per greenlet (not part of VmRSS); after dropping them all: " << r.rss_after_drop
-         << " KiB above the start, of which malloc holds " << r.heap_free_after_drop
+         << " KiB above the start, of which " << r.lazy_after_drop
+         << " KiB lazily freed stacks and malloc holds " << r.heap_free_after_drop
          << " KiB free; after trim_stack_pool and malloc_trim: " << r.rss_after_trim << " KiB");
   // The 6 KiB bound: one touched stack page (the guard page costs nothing
   // resident), the heap record and our share of the vector of handles.
   CHECK(r.rss_per_greenlet <= 6144);
   // After the drop, what is still resident beyond a few MiB (the pool's cache: 256 stacks
-  // whose unwinding touched a few pages each, and at most 256 more free slots not yet
-  // emptied) is free heap memory that malloc keeps, nothing the library holds.
-  CHECK(r.rss_after_drop <= 8 * 1024 + r.heap_free_after_drop);
+  // whose unwinding touched a few pages each, at most 256 more free slots not yet given
+  // back, malloc's own bookkeeping) is free heap memory that malloc keeps, or stack pages
+  // given back lazily, which the kernel takes when it needs them: at most
+  // GREENLETS_LAZY_FREE_STACKS slots of them, each with the few pages its greenlet
+  // touched.
+  CHECK(r.lazy_after_drop <= static_cast<long long>(lazy_slots * 4 * page_size() / kib));
+  CHECK(r.rss_after_drop <= 16 * 1024 + r.heap_free_after_drop + r.lazy_after_drop);
   CHECK(r.rss_after_trim <= 8 * 1024);
 }
 
@@ -468,4 +499,39 @@ TEST_CASE(
   constexpr std::size_t n = 1000000;
   const scale_result r = hold_and_drop(n);
   check_scale(n, r);
+}
+
+TEST_CASE(
+    "stacks given back lazily are handed out again without a page fault, until "
+    "trim_stack_pool empties them",
+    "[stack][scale]") {
+  // 4,096 greenlets, far more than the pool caches ready (256), each touching a page.
+  constexpr std::size_t n = 4096;
+  static_assert(n > pool_cache && n < lazy_slots);
+  auto hold = [] {
+    std::vector<greenlet> held;
+    held.reserve(n);
+    const long before = minor_faults();
+    for (std::size_t i = 0; i < n; ++i) {
+      held.emplace_back([] { touch_and_wait(); });
+      held.back().switch_to();
+    }
+    return minor_faults() - before;
+  };
+  greenlets::trim_stack_pool();
+  const long first = hold();
+  const long again = hold();
+  greenlets::trim_stack_pool();
+  const long after_trim = hold();
+  INFO("minor page faults holding " << n << " greenlets: first " << first << ", again "
+                                    << again << ", after trim_stack_pool " << after_trim);
+  if (!memory_is_measurable()) {
+    WARN("page faults not checked: the sanitizer or valgrind touches memory of its own");
+    return;
+  }
+  // Fresh slots fault in their pages; reused ones do not (the heap records are reused
+  // either way); trimmed ones fault again.
+  CHECK(first >= static_cast<long>(n / 2));
+  CHECK(again <= static_cast<long>(n / 8));
+  CHECK(after_trim >= static_cast<long>(n / 2));
 }

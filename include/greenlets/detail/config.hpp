@@ -30,4 +30,10 @@
              std::abort()))
 #endif
 
+// How many free stack slots each thread's pool may give back lazily (MADV_FREE: resident
+// until the kernel needs the memory, reused without a page fault); see stack_pool.hpp.
+#ifndef GREENLETS_LAZY_FREE_STACKS
+#define GREENLETS_LAZY_FREE_STACKS 131072
+#endif
+
 #endif  // GREENLETS_DETAIL_CONFIG_HPP

@@ -4,6 +4,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -11,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "greenlets/detail/config.hpp"
 #include "greenlets/detail/guard_pages.hpp"
 
 namespace greenlets::detail {
@@ -20,8 +22,14 @@ namespace greenlets::detail {
 // A chunk is one mapping of up to 64 slots (a guard page, then a stack): one mmap and,
 // where the kernel can, one process_madvise for all its guard pages. A stack given back
 // goes to a short per-size cache ("warm": ready, its touched pages resident). Past that
-// it becomes a free slot of its chunk, and free slots are emptied with MADV_DONTNEED
-// (in batches), so memory returns to the system while no mapping is ever split.
+// it becomes a free slot of its chunk, and free slots are given back with MADV_FREE (in
+// batches), so memory returns to the system while no mapping is ever split. MADV_FREE,
+// not MADV_DONTNEED: the kernel takes the pages only when it needs memory, and until then
+// a slot handed out again is written without a page fault, which on a virtual machine
+// costs several microseconds, more than everything else a spawn does. So that a burst of
+// greenlets does not leave the process looking large, at most GREENLETS_LAZY_FREE_STACKS
+// slots per thread are held lazily; past that, all of them are emptied at once
+// (MADV_DONTNEED), and trim() does the same.
 //
 // A chunk whose slots are all free stays mapped, its guard pages in place, on a list of
 // empty chunks reused before anything new is mapped: a program that holds 100,000
@@ -37,6 +45,7 @@ class stack_pool {
  public:
   static constexpr std::size_t max_cached_per_size = 256;  // warm stacks kept per size
   static constexpr std::size_t max_dirty = 256;  // free slots left resident before a flush
+  static constexpr std::size_t max_lazy = GREENLETS_LAZY_FREE_STACKS;  // MADV_FREE'd slots
   static constexpr std::size_t max_slots_per_chunk = 64;
   static constexpr std::size_t max_chunk_bytes = std::size_t{32} << 20;
   // Allocations from chunks per window of the peak that bounds the empty chunks kept.
@@ -77,12 +86,15 @@ class stack_pool {
     }
     chunk* c = b.partial.head;
     // Prefer a slot whose pages are still resident.
-    const std::uint64_t from = c->dirty != 0 ? c->dirty : c->free;
+    const std::uint64_t from = c->dirty != 0 ? c->dirty : c->lazy != 0 ? c->lazy : c->free;
     const std::uint64_t bit = from & (~from + 1);  // the lowest
     if (c->dirty & bit) {
       c->dirty &= ~bit;
       --dirty_;
       if (c->dirty == 0) dirty_list_.remove(c);
+    } else if (c->lazy & bit) {
+      c->lazy &= ~bit;
+      --lazy_;
     }
     c->free &= ~bit;
     if (c->free == 0) b.partial.remove(c);
@@ -117,6 +129,7 @@ class stack_pool {
     }
     unmap_empty(0);
     flush_dirty();
+    empty_lazy();
   }
 
   // Stacks kept ready (warm) across sizes: what trim_stack_pool releases.
@@ -160,6 +173,7 @@ class stack_pool {
     std::size_t used = 0;     // slots handed out or cached warm
     std::uint64_t free = 0;   // bit i: slot i is free in the chunk
     std::uint64_t dirty = 0;  // bit i: free, with pages possibly still resident
+    std::uint64_t lazy = 0;   // bit i: free, given back with MADV_FREE
     chunk* partial_prev = nullptr;
     chunk* partial_next = nullptr;
     chunk* dirty_prev = nullptr;
@@ -302,33 +316,70 @@ class stack_pool {
       dirty_ -= static_cast<std::size_t>(__builtin_popcountll(c->dirty));
       dirty_list_.remove(c);
     }
+    lazy_ -= static_cast<std::size_t>(__builtin_popcountll(c->lazy));
     ::munmap(c->base, c->bytes());
     mapped_bytes_ -= c->bytes();
     chunks_.erase(reinterpret_cast<std::uintptr_t>(c->base));
     delete c;
   }
 
-  // Empties the pages of every dirty free slot, a run of neighbouring slots at a time.
+  // Gives back the pages of every dirty free slot (lazily: see the class comment).
   void flush_dirty() noexcept {
-    const std::size_t guard = page_size();
+    const int advice = lazy_ + dirty_ <= max_lazy ? lazy_advice() : MADV_DONTNEED;
     while (chunk* c = dirty_list_.head) {
-      std::uint64_t d = c->dirty;
-      while (d != 0) {
-        const auto first = static_cast<std::size_t>(__builtin_ctzll(d));
-        std::size_t last = first;
-        while (last + 1 < 64 && ((d >> (last + 1)) & 1U) != 0) ++last;
-        // From the first slot's stack (above its guard page) to the end of the last
-        // slot: guard markers in between survive MADV_DONTNEED.
-        char* from = c->base + first * c->slot + guard;
-        char* to = c->base + (last + 1) * c->slot;
-        ::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED);
-        for (std::size_t i = first; i <= last; ++i) d &= ~(std::uint64_t{1} << i);
+      empty_slots(c, c->dirty, advice);
+      if (advice != MADV_DONTNEED) {
+        c->lazy |= c->dirty;
+        lazy_ += static_cast<std::size_t>(__builtin_popcountll(c->dirty));
       }
       c->dirty = 0;
       dirty_list_.remove(c);
     }
     dirty_ = 0;
+    if (advice == MADV_DONTNEED) empty_lazy();
   }
+
+  // Empties at once every slot given back lazily.
+  void empty_lazy() noexcept {
+    if (lazy_ == 0) return;
+    for (auto& entry : chunks_) {
+      chunk* c = entry.second;
+      empty_slots(c, c->lazy, MADV_DONTNEED);
+      c->lazy = 0;
+    }
+    lazy_ = 0;
+  }
+
+  // madvise(advice) on the stacks of the slots `bits` of `c`, a run of neighbouring
+  // slots at a time: from the first slot's stack (above its guard page) to the end of the
+  // last slot; guard markers in between survive both MADV_FREE and MADV_DONTNEED.
+  static void empty_slots(chunk* c, std::uint64_t bits, int advice) noexcept {
+    const std::size_t guard = page_size();
+    while (bits != 0) {
+      const auto first = static_cast<std::size_t>(__builtin_ctzll(bits));
+      std::size_t last = first;
+      while (last + 1 < 64 && ((bits >> (last + 1)) & 1U) != 0) ++last;
+      char* from = c->base + first * c->slot + guard;
+      char* to = c->base + (last + 1) * c->slot;
+      if (::madvise(from, static_cast<std::size_t>(to - from), advice) != 0 &&
+          advice != MADV_DONTNEED) {
+        // A kernel without MADV_FREE (before Linux 4.5): from now on, at once.
+        lazy_advice_flag().store(MADV_DONTNEED, std::memory_order_relaxed);
+        ::madvise(from, static_cast<std::size_t>(to - from), MADV_DONTNEED);
+      }
+      for (std::size_t i = first; i <= last; ++i) bits &= ~(std::uint64_t{1} << i);
+    }
+  }
+
+  static std::atomic<int>& lazy_advice_flag() noexcept {
+#ifdef MADV_FREE
+    static std::atomic<int> advice{MADV_FREE};
+#else
+    static std::atomic<int> advice{MADV_DONTNEED};
+#endif
+    return advice;
+  }
+  static int lazy_advice() noexcept { return lazy_advice_flag().load(std::memory_order_relaxed); }
 
   static bool& alive() noexcept {
     thread_local bool flag = true;
@@ -339,6 +390,7 @@ class stack_pool {
   std::map<std::uintptr_t, chunk*> chunks_;  // by base address
   dirty_list dirty_list_;                    // chunks with dirty free slots
   std::size_t dirty_ = 0;
+  std::size_t lazy_ = 0;  // slots given back with MADV_FREE
   std::size_t mapped_bytes_ = 0;      // all chunks
   std::size_t used_bytes_ = 0;        // chunks with a slot handed out or cached warm
   std::size_t window_peak_ = 0;       // most of used_bytes_ in this window
