@@ -66,15 +66,22 @@ struct timer_node {
   bool armed() const noexcept { return index != npos; }
 };
 
+// The armed timers, earliest first: a 4-ary heap whose entries carry their deadline, so
+// that ordering reads only the heap's own array. Timers live on the stacks of the
+// greenlets that armed them, one page each; comparing through pointers to them would
+// touch ten thousand pages for ten thousand sleepers. (libev orders its timers the same
+// way, for the same reason.) A node learns its position on each move, for O(log n) erase.
 class timer_heap {
  public:
   bool empty() const noexcept { return heap_.empty(); }
   std::size_t size() const noexcept { return heap_.size(); }
-  timer_node* top() const noexcept { return heap_.empty() ? nullptr : heap_.front(); }
+  timer_node* top() const noexcept { return heap_.empty() ? nullptr : heap_.front().node; }
+  // The earliest deadline; the heap must not be empty.
+  std::chrono::steady_clock::time_point top_when() const noexcept { return heap_.front().when; }
 
   void push(timer_node& t) {
     t.seq = ++seq_;
-    heap_.push_back(&t);
+    heap_.push_back(entry{t.when, t.seq, &t});
     t.index = heap_.size() - 1;
     sift_up(t.index);
   }
@@ -83,52 +90,69 @@ class timer_heap {
     if (!t.armed()) return;
     const std::size_t i = t.index;
     const std::size_t last = heap_.size() - 1;
+    t.index = timer_node::npos;
     if (i != last) {
-      place(i, heap_[last]);
+      const entry moved = heap_[last];
       heap_.pop_back();
-      sift_down(i);
-      sift_up(i);
+      heap_[i] = moved;
+      if (i > 0 && before(moved, heap_[(i - 1) / arity])) {
+        sift_up(i);
+      } else {
+        sift_down(i);
+      }
     } else {
       heap_.pop_back();
     }
-    t.index = timer_node::npos;
   }
 
  private:
-  static bool before(const timer_node* a, const timer_node* b) noexcept {
-    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
-  }
-  void place(std::size_t i, timer_node* t) noexcept {
-    heap_[i] = t;
-    t->index = i;
-  }
-  void sift_up(std::size_t i) noexcept {
-    while (i > 0) {
-      const std::size_t up = (i - 1) / 2;
-      if (!before(heap_[i], heap_[up])) break;
-      timer_node* a = heap_[i];
-      place(i, heap_[up]);
-      place(up, a);
-      i = up;
-    }
-  }
-  void sift_down(std::size_t i) noexcept {
-    const std::size_t n = heap_.size();
-    for (;;) {
-      std::size_t best = i;
-      const std::size_t l = 2 * i + 1;
-      const std::size_t r = l + 1;
-      if (l < n && before(heap_[l], heap_[best])) best = l;
-      if (r < n && before(heap_[r], heap_[best])) best = r;
-      if (best == i) break;
-      timer_node* a = heap_[i];
-      place(i, heap_[best]);
-      place(best, a);
-      i = best;
-    }
+  static constexpr std::size_t arity = 4;
+
+  struct entry {
+    std::chrono::steady_clock::time_point when;
+    std::uint64_t seq;
+    timer_node* node;
+  };
+
+  static bool before(const entry& a, const entry& b) noexcept {
+    return a.when < b.when || (a.when == b.when && a.seq < b.seq);
   }
 
-  std::vector<timer_node*> heap_;
+  // Moves the entry at `i` up to its place, each entry it passes one level down.
+  void sift_up(std::size_t i) noexcept {
+    const entry e = heap_[i];
+    while (i > 0) {
+      const std::size_t up = (i - 1) / arity;
+      if (!before(e, heap_[up])) break;
+      heap_[i] = heap_[up];
+      heap_[i].node->index = i;
+      i = up;
+    }
+    heap_[i] = e;
+    e.node->index = i;
+  }
+
+  void sift_down(std::size_t i) noexcept {
+    const entry e = heap_[i];
+    const std::size_t n = heap_.size();
+    for (;;) {
+      const std::size_t first = arity * i + 1;
+      if (first >= n) break;
+      const std::size_t end = first + arity < n ? first + arity : n;
+      std::size_t best = first;
+      for (std::size_t c = first + 1; c < end; ++c) {
+        if (before(heap_[c], heap_[best])) best = c;
+      }
+      if (!before(heap_[best], e)) break;
+      heap_[i] = heap_[best];
+      heap_[i].node->index = i;
+      i = best;
+    }
+    heap_[i] = e;
+    e.node->index = i;
+  }
+
+  std::vector<entry> heap_;
   std::uint64_t seq_ = 0;
 };
 

@@ -145,9 +145,16 @@ class loop {
 
   // The record of the running greenlet; `op` names the caller in errors.
   wait_ctx& current_ctx(const char* op) {
+    // Compared by address: no handle (and no reference count) on the common path.
+    greenlet_impl* const now = this_thread().current;
+    if (running_ != nullptr && greenlet_access::get(running_->self) == now) return *running_;
+    if (now == greenlet_access::get(main_.self)) return main_;
+    return other_ctx(op);
+  }
+
+  // current_ctx() for the hub itself (an error) and greenlets neither task nor main.
+  GREENLETS_NOINLINE wait_ctx& other_ctx(const char* op) {
     greenlet me = current();
-    if (running_ != nullptr && running_->self == me) return *running_;
-    if (me == main_.self) return main_;
     if (me == hub_) {
       throw error(std::string("greenlets: ") + op +
                   ": cannot block inside the hub (a posted function or loop callback runs "
@@ -183,7 +190,7 @@ class loop {
       }
       c.blocked = &w;
       blocked_.push_back(c);
-      hub_.switch_to();
+      switch_out();
     } catch (...) {
       unpark(w);
       throw;
@@ -400,6 +407,25 @@ class loop {
   ~loop();
 
  private:
+  // Leaves the blocking greenlet for the next waiter ready in this pass of the loop, if
+  // any, directly: one switch instead of two through the hub, in the order the hub would
+  // have taken. Otherwise (a task to start, the pass over) to the hub.
+  void switch_out() {
+    if (pass_left_ > 0) {
+      run_hook* h = runq_.front();
+      if (h != nullptr && h->run == &waiter::resume) {
+        runq_.pop_front();
+        --ready_;
+        --pass_left_;
+        wait_ctx* next = static_cast<waiter&>(*h).ctx;
+        set_running(next);
+        next->self.switch_to();
+        return;
+      }
+    }
+    hub_.switch_to();
+  }
+
   void unpark(waiter& w) noexcept {
     wait_ctx& c = *w.ctx;
     unschedule(w);
@@ -449,8 +475,10 @@ class loop {
       if (posts_pending_.load(std::memory_order_acquire)) run_posts();
       // Only what was ready when this pass began: a task that yields again goes after
       // the next poll, so timers and fds are never starved.
-      std::size_t n = ready_;
-      while (n-- > 0) {
+      // A greenlet that blocks during the pass may run the next one itself (switch_out).
+      pass_left_ = ready_;
+      while (pass_left_ > 0) {
+        --pass_left_;
         run_hook* h = runq_.pop_front();
         if (h == nullptr) break;
         --ready_;
@@ -482,7 +510,7 @@ class loop {
     if (ready_ > 0 || posts_pending_.load(std::memory_order_acquire)) {
       ms = 0;
     } else if (!timers_.empty()) {
-      const auto left = timers_.top()->when - hub_clock::now();
+      const auto left = timers_.top_when() - hub_clock::now();
       if (left <= hub_clock::duration::zero()) {
         ms = 0;
       } else {
@@ -504,8 +532,8 @@ class loop {
     }
     if (!timers_.empty()) {
       const auto now = hub_clock::now();
-      while (timer_node* t = timers_.top()) {
-        if (t->when > now) break;
+      while (!timers_.empty() && timers_.top_when() <= now) {
+        timer_node* t = timers_.top();
         timers_.erase(*t);
         t->fire(*t);
       }
@@ -561,6 +589,7 @@ class loop {
   std::unordered_map<greenlet, std::unique_ptr<wait_ctx>> raw_;
   hook_list<run_hook> runq_;
   std::size_t ready_ = 0;
+  std::size_t pass_left_ = 0;  // entries of the run queue left in this pass of the loop
   hook_list<blocked_hook> blocked_;
   hook_list<wait_hook> idle_;
   hook_list<task_hook> tasks_;
