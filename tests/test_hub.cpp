@@ -393,7 +393,7 @@ TEST_CASE("hub objects belong to their thread; post works from any thread", "[hu
   });
   other.join();
   REQUIRE(errors.size() == 4);
-  CHECK_THAT(errors[0], Catch::Contains("task::join") && Catch::Contains("belongs to thread"));
+  CHECK_THAT(errors[0], Catch::Contains("task::join") && Catch::Contains("belongs to another thread (id "));
   CHECK_THAT(errors[1], Catch::Contains("event::set"));
   CHECK_THAT(errors[2], Catch::Contains("queue::put"));
   CHECK_THAT(errors[3], Catch::Contains("semaphore::release"));

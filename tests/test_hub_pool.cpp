@@ -104,6 +104,31 @@ TEST_CASE("dropping an imap_unordered generator early kills its calls", "[hub][p
   CHECK(finished == 1);
 }
 
+TEST_CASE(
+    "an imap_unordered generator ended by a call's exception leaves nothing running that "
+    "could touch the pool after it is gone",
+    "[hub][pool]") {
+  greenlets::timeout deadline(5s);
+  int calls = 0;
+  {
+    greenlets::pool p(1);
+    auto g = p.imap_unordered(
+        [&](int x) {
+          ++calls;
+          if (x == 0) throw std::runtime_error("x=0");
+          return x;
+        },
+        std::vector<int>{1, 0, 2});
+    CHECK(g.next() == 1);
+    CHECK_THROWS_WITH(g.next(), "x=0");
+    CHECK_FALSE(g.next().has_value());  // the generator is done
+    p.join();
+    CHECK(p.size() == 0);
+  }  // the pool goes; a call started later would use it (AddressSanitizer would see it)
+  greenlets::sleep(10ms);
+  CHECK(calls == 2);  // the third input never started
+}
+
 TEST_CASE("pool::kill kills running and waiting tasks", "[hub][pool]") {
   greenlets::timeout deadline(5s);
   greenlets::pool p(2);

@@ -104,10 +104,12 @@ struct timeout_timer : timer_node {
   bool delivered = false;
 };
 
-[[noreturn]] inline void throw_foreign_thread(const char* op, std::thread::id owner) {
+// Worded as the core's foreign-greenlet error; a hub object knows only its owner's id.
+[[noreturn]] GREENLETS_COLD inline void throw_foreign_thread(const char* op,
+                                                             std::thread::id owner) {
   std::ostringstream os;
-  os << "greenlets: " << op << ": the object belongs to thread " << owner
-     << "; the current thread is " << std::this_thread::get_id();
+  os << "greenlets: " << op << ": the object belongs to another thread (id " << owner
+     << "); the current thread is " << thread_description(this_thread().record);
   throw error(os.str());
 }
 

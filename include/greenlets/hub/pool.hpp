@@ -87,8 +87,9 @@ class pool {
   /// Calls `f(x)` for each `x` of `items` in the pool; a generator of the results in
   /// the order the calls finish.
   ///
-  /// Nothing starts before the first `next()`. Dropping the generator kills the calls
-  /// still running.
+  /// Nothing starts before the first `next()`; each `next()` starts as many calls as
+  /// the pool admits. Dropping the generator kills the calls still running. The
+  /// generator must not be used once the pool is destroyed.
   /// Python: `p.imap_unordered(f, items)`.
   /// Throws (from `next()`): what a call threw.
   template <class F, class Range>
@@ -107,9 +108,25 @@ class pool {
     auto sh = std::make_shared<shared>(Fn(std::forward<F>(f)),
                                        std::vector<X>(std::begin(items), std::end(items)));
     return generator<R>([this, sh](yield<R>& yield_result) {
-      // Spawning waits while the pool is full, so a feeder does it while we collect.
-      task<void> feeder = greenlets::spawn([this, sh] {
-        for (std::size_t i = 0; i < sh->inputs.size(); ++i) {
+      struct stop {
+        shared& s;
+        ~stop() {
+          // Without waiting: the body may be unwinding.
+          auto kill = std::make_exception_ptr(greenlet_exit{});
+          for (auto& t : s.tasks) t.kill(kill, false);
+        }
+      } guard{*sh};
+      // The body starts the calls itself, as many as the pool admits whenever it runs
+      // (so never once the generator is done or dropped: no greenlet of ours is left to
+      // touch the pool), and waits for a free place only when none of its calls is in
+      // flight. A call's place is free again before its result is taken: the call
+      // finishes without blocking once it has put the result.
+      const std::size_t n = sh->inputs.size();
+      std::size_t started = 0;
+      std::size_t in_flight = 0;
+      while (started < n || in_flight > 0) {
+        while (started < n && (free_count() > 0 || in_flight == 0)) {
+          const std::size_t i = started++;
           sh->tasks.push_back(spawn([sh, i] {
             try {
               sh->done.put({std::optional<R>(sh->fn(sh->inputs[i])), nullptr});
@@ -119,20 +136,10 @@ class pool {
               sh->done.put({std::nullopt, std::current_exception()});
             }
           }));
+          ++in_flight;
         }
-      });
-      struct stop {
-        shared& s;
-        task<void>& feeder;
-        ~stop() {
-          // Without waiting: the body may be unwinding.
-          auto kill = std::make_exception_ptr(greenlet_exit{});
-          feeder.kill(kill, false);
-          for (auto& t : s.tasks) t.kill(kill, false);
-        }
-      } guard{*sh, feeder};
-      for (std::size_t i = 0; i < sh->inputs.size(); ++i) {
         auto item = sh->done.get();
+        --in_flight;
         if (item.second) std::rethrow_exception(item.second);
         yield_result(std::move(*item.first));
       }
