@@ -179,7 +179,7 @@ auto make_task(F&& f, A&&... args) {
   opts.parent = l.hub_greenlet();
   std::shared_ptr<task_base> base = st;
   // The greenlet keeps its task alive until it ends (or, unstarted, is dropped).
-  st->ctx.self = greenlet([base] { base->body(); }, std::move(opts));
+  st->ctx.self = greenlet([base = std::move(base)] { base->body(); }, std::move(opts));
   l.add_task(*st);
   return std::shared_ptr<task_state<R>>(std::move(st));
 }
