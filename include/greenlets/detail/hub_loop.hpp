@@ -411,8 +411,11 @@ class loop {
  private:
   // Leaves the blocking greenlet for the next waiter ready in this pass of the loop, if
   // any, directly: one switch instead of two through the hub, in the order the hub would
-  // have taken. Otherwise (a task to start, the pass over) to the hub.
+  // have taken. A pass that is over is followed by the next one here too when the hub's
+  // poll between them would find nothing (no fd wait, no post, no timer due). Otherwise
+  // (a task to start, something to poll, nothing ready) to the hub.
   void switch_out() {
+    if (pass_left_ == 0 && ready_ > 0 && nothing_to_poll()) pass_left_ = ready_;
     if (pass_left_ > 0) {
       run_hook* h = runq_.front();
       if (h != nullptr && h->run == &waiter::resume) {
@@ -426,6 +429,11 @@ class loop {
       }
     }
     hub_.switch_to();
+  }
+
+  bool nothing_to_poll() const noexcept {
+    if (fd_waits_ != 0 || posts_pending_.load(std::memory_order_acquire)) return false;
+    return timers_.empty() || timers_.top_when() > hub_clock::now();
   }
 
   void unpark(waiter& w) noexcept {
