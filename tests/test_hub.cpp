@@ -12,6 +12,8 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/counting_new.hpp"
+
 using namespace std::chrono_literals;
 using greenlets::spawn;
 using greenlets::task;
@@ -432,4 +434,35 @@ TEST_CASE("a thread exiting with suspended tasks unwinds them", "[hub]") {
   });
   other.join();
   CHECK(unwound);
+}
+
+TEST_CASE(
+    "a burst of tasks made again after the last one reuses their blocks: no allocation but "
+    "the handles' vector",
+    "[hub]") {
+  greenlets::timeout deadline(5s);
+  constexpr int n = 2000;  // far more than the general allocator's per-size caches hold
+  auto burst = [] {
+    std::vector<task<int>> tasks;
+    tasks.reserve(n);
+    for (int i = 0; i < n; ++i) tasks.push_back(spawn([i] { return i; }));
+    greenlets::joinall(tasks);
+    for (int i = 0; i < n; ++i) REQUIRE(tasks[static_cast<std::size_t>(i)].get() == i);
+  };
+  burst();  // warm up: stacks, the blocks of task states and greenlet records
+  if (!test_support::counting_works()) {
+    WARN("allocations not counted: valgrind replaces operator new");
+    return;
+  }
+  const std::size_t allocations = test_support::count_allocations(burst);
+#if defined(GREENLETS_ASAN)
+  // AddressSanitizer should see every block freed: the cache is off.
+  CHECK(allocations >= 2 * n);
+#else
+  CHECK(allocations == 1);  // the vector of handles
+#endif
+  // trim_stack_pool gives the spare blocks back: the next burst allocates them again.
+  greenlets::trim_stack_pool();
+  const std::size_t after_trim = test_support::count_allocations(burst);
+  CHECK(after_trim >= 2 * n);
 }

@@ -136,6 +136,8 @@ std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE
 std::size_t pool_chunks() { return greenlets::detail::stack_pool::local()->chunk_count(); }
 // how many free stacks of one size the pool caches (an internal tuning),
 constexpr std::size_t pool_cache = greenlets::detail::stack_pool::max_cached_per_size;
+// how many bytes of spare greenlet records this thread keeps,
+std::size_t spare_block_bytes() { return greenlets::detail::tls_blocks.bytes; }
 // how many free slots it may give back lazily (MADV_FREE),
 constexpr std::size_t lazy_slots = greenlets::detail::stack_pool::max_lazy;
 // and whether guard pages are madvise markers (chosen by the pool at its first stack).
@@ -182,6 +184,7 @@ struct scale_result {
   double pte_per_greenlet = 0;         // bytes of page tables (not part of VmRSS)
   long long rss_after_drop = 0;        // KiB above the start, before any trim
   long long lazy_after_drop = 0;       // KiB of it given back with MADV_FREE
+  long long blocks_after_drop = 0;     // KiB of it kept as spare greenlet records
   long long rss_after_trim = 0;        // KiB above the start, after trim_stack_pool and malloc_trim
   long long heap_free_after_drop = 0;  // KiB malloc keeps free (not given back) after the drop
   std::size_t pool_after_drop = 0;
@@ -231,6 +234,7 @@ scale_result hold_and_drop(std::size_t n) {
   r.rss_after_drop =
       static_cast<long long>(status_kib("VmRSS")) - static_cast<long long>(rss_before);
   r.lazy_after_drop = static_cast<long long>(lazy_free_kib());
+  r.blocks_after_drop = static_cast<long long>(spare_block_bytes() / kib);
   r.heap_free_after_drop =
       (static_cast<long long>(mallinfo2().fordblks) - static_cast<long long>(heap_free_before)) /
       static_cast<long long>(kib);
@@ -267,7 +271,8 @@ void check_scale(std::size_t n, const scale_result& r) {
          << " bytes per greenlet (bound 6144), page tables " << r.pte_per_greenlet
          << " bytes per greenlet (not part of VmRSS); after dropping them all: " << r.rss_after_drop
          << " KiB above the start, of which " << r.lazy_after_drop
-         << " KiB lazily freed stacks and malloc holds " << r.heap_free_after_drop
+         << " KiB lazily freed stacks, " << r.blocks_after_drop
+         << " KiB spare greenlet records, and malloc holds " << r.heap_free_after_drop
          << " KiB free; after trim_stack_pool and malloc_trim: " << r.rss_after_trim << " KiB");
   // The 6 KiB bound: one touched stack page (the guard page costs nothing
   // resident), the heap record and our share of the vector of handles.
@@ -275,11 +280,14 @@ void check_scale(std::size_t n, const scale_result& r) {
   // After the drop, what is still resident beyond a few MiB (the pool's cache: 256 stacks
   // whose unwinding touched a few pages each, at most 256 more free slots not yet given
   // back, malloc's own bookkeeping) is free heap memory that malloc keeps, or stack pages
-  // given back lazily, which the kernel takes when it needs them: at most
+  // given back lazily, which the kernel takes when it needs them (at most
   // GREENLETS_LAZY_FREE_STACKS slots of them, each with the few pages its greenlet
-  // touched.
+  // touched), or spare greenlet records the thread keeps for the next ones (at most
+  // GREENLETS_BLOCK_CACHE_BYTES).
   CHECK(r.lazy_after_drop <= static_cast<long long>(lazy_slots * 4 * page_size() / kib));
-  CHECK(r.rss_after_drop <= 16 * 1024 + r.heap_free_after_drop + r.lazy_after_drop);
+  CHECK(r.blocks_after_drop <= static_cast<long long>(GREENLETS_BLOCK_CACHE_BYTES / kib));
+  CHECK(r.rss_after_drop <=
+        16 * 1024 + r.heap_free_after_drop + r.lazy_after_drop + r.blocks_after_drop);
   CHECK(r.rss_after_trim <= 8 * 1024);
 }
 

@@ -21,6 +21,7 @@
 
 #include <boost/context/stack_context.hpp>
 
+#include "greenlets/detail/block_cache.hpp"
 #include "greenlets/detail/guard_pages.hpp"
 #include "greenlets/detail/stack_pool.hpp"
 
@@ -127,9 +128,13 @@ inline stack_allocator malloc_stacks() {
 }
 
 /// Unmaps the free stacks this thread's pool keeps, down to `keep` per size ready, and
-/// every chunk of stacks none of which is in use.
+/// every chunk of stacks none of which is in use; empties the free slots of the others
+/// and gives back the spare greenlet records (and hub task states) the thread keeps.
+///
+/// Python: no counterpart (CPython's allocator keeps its arenas).
 inline void trim_stack_pool(std::size_t keep = 0) noexcept {
   if (detail::stack_pool* pool = detail::stack_pool::local()) pool->trim(keep);
+  detail::tls_blocks.free_all();
 }
 
 /// How many free stacks this thread's pool keeps now.

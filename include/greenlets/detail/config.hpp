@@ -2,6 +2,7 @@
 #ifndef GREENLETS_DETAIL_CONFIG_HPP
 #define GREENLETS_DETAIL_CONFIG_HPP
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 
@@ -34,6 +35,12 @@
 // until the kernel needs the memory, reused without a page fault); see stack_pool.hpp.
 #ifndef GREENLETS_LAZY_FREE_STACKS
 #define GREENLETS_LAZY_FREE_STACKS 131072
+#endif
+
+// How many bytes of spare small blocks (greenlet records, hub task states) each thread
+// keeps for reuse; see thread_state.hpp.
+#ifndef GREENLETS_BLOCK_CACHE_BYTES
+#define GREENLETS_BLOCK_CACHE_BYTES (std::size_t{8} << 20)
 #endif
 
 #endif  // GREENLETS_DETAIL_CONFIG_HPP

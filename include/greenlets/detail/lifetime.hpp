@@ -130,6 +130,7 @@ inline void process_kill_queue(thread_state& ts) noexcept {
 }
 
 inline thread_state::thread_state() : eh(exception_globals()) {
+  tls_blocks.open = true;
   record = new thread_record();
   main = new main_greenlet(record);
   current = main;
@@ -162,7 +163,8 @@ inline thread_state::~thread_state() {
   trace = nullptr;
   transfer.reset();
   pending = nullptr;
-  tls_impl_blocks.free_all();
+  tls_blocks.open = false;
+  tls_blocks.free_all();
   tls_state = nullptr;
   tls_state_destroyed = true;
   greenlet_impl* m = main;

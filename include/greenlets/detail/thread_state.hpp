@@ -9,8 +9,11 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <cstddef>
+#include <memory>
 #include <mutex>
 
+#include "greenlets/detail/block_cache.hpp"
 #include "greenlets/detail/config.hpp"
 #include "greenlets/detail/exception_state.hpp"
 #include "greenlets/detail/records.hpp"
@@ -119,57 +122,10 @@ GREENLETS_COLD GREENLETS_NOINLINE inline thread_state& this_thread_slow() {
   return *ts;
 }
 
-// Spare greenlet blocks of this thread: creating and dropping greenlets in a loop
-// reuses them rather than calling the allocator each time. Used only while the
-// thread's state lives (~thread_state frees them), so none is left behind by a
-// thread that only drops greenlets; left out under AddressSanitizer, which should see
-// every greenlet's memory freed.
-struct impl_block_cache {
-  static constexpr std::size_t block_size = 256;  // a greenlet with a small callable
-  static constexpr std::size_t max_blocks = 64;
-  void* head = nullptr;
-  std::size_t count = 0;
-
-  void free_all() noexcept {
-    while (head != nullptr) {
-      void* next = *static_cast<void**>(head);
-      ::operator delete(head);
-      head = next;
-    }
-    count = 0;
-  }
-};
-inline thread_local impl_block_cache tls_impl_blocks;
-
-inline void* greenlet_impl::operator new(std::size_t size) {
-#if !defined(GREENLETS_ASAN)
-  if (size <= impl_block_cache::block_size) {
-    impl_block_cache& c = tls_impl_blocks;
-    if (void* p = c.head; p != nullptr && tls_state != nullptr) {
-      c.head = *static_cast<void**>(p);
-      --c.count;
-      return p;
-    }
-    return ::operator new(impl_block_cache::block_size);  // any small block fits any cache
-  }
-#endif
-  return ::operator new(size);
-}
+inline void* greenlet_impl::operator new(std::size_t size) { return allocate_block(size); }
 
 inline void greenlet_impl::operator delete(void* p, std::size_t size) noexcept {
-#if !defined(GREENLETS_ASAN)
-  if (size <= impl_block_cache::block_size) {
-    impl_block_cache& c = tls_impl_blocks;
-    if (tls_state != nullptr && c.count < impl_block_cache::max_blocks) {
-      *static_cast<void**>(p) = c.head;
-      c.head = p;
-      ++c.count;
-      return;
-    }
-  }
-#endif
-  (void)size;
-  ::operator delete(p);
+  free_block(p, size);
 }
 
 // This thread's state, created on first use; runs kills queued by other threads. One

@@ -173,8 +173,9 @@ template <class F, class... A>
 auto make_task(F&& f, A&&... args) {
   using R = task_result_t<F, A...>;
   loop& l = loop::local();
-  auto st = std::make_shared<task_impl<R, std::decay_t<F>, std::decay_t<A>...>>(
-      std::forward<F>(f), std::forward<A>(args)...);
+  using impl = task_impl<R, std::decay_t<F>, std::decay_t<A>...>;
+  auto st = std::allocate_shared<impl>(block_allocator<impl>(), std::forward<F>(f),
+                                       std::forward<A>(args)...);
   options opts;
   opts.parent = l.hub_greenlet();
   std::shared_ptr<task_base> base = st;
