@@ -188,8 +188,12 @@ struct options {
   stack_allocator allocator;
   /// The parent; empty means the current greenlet.
   greenlet parent;
-  /// A name for `run_info()`, error messages, the overflow report and the gdb commands.
-  std::string name;
+  /// A name for `run_info()`, error messages, the overflow report and the gdb commands;
+  /// null or empty for none. The greenlet keeps a copy: the string need only outlive
+  /// the constructor. (A pointer rather than a `std::string`: every `spawn` passes
+  /// options, and an empty string would cost it a construction, a move and two
+  /// destructions.)
+  const char* name = nullptr;
 };
 
 /// The greenlet running now on this thread (its main greenlet if no other runs).

@@ -59,7 +59,7 @@ greenlet::greenlet(F&& run, options opts) {
     g->allocator = std::move(opts.allocator);
   }
   g->number = ++ts.created;
-  if (!opts.name.empty()) detail::set_name(g, opts.name);
+  if (opts.name != nullptr) detail::set_name(g, opts.name);
   p_ = g;
 }
 
