@@ -13,8 +13,9 @@
 using namespace std::chrono_literals;
 using greenlets::greenlet;
 
-// noinline and a use of the result after the switch: each frame stays a frame of its
-// own in any build.
+// noinline, a use of the result after the call, and constants of their own (or
+// identical code folding merges alpha's, beta's and gamma's): each frame stays a frame
+// of its own, and its own function, in any build.
 #define KEEP __attribute__((noinline))
 
 namespace {
@@ -23,24 +24,24 @@ volatile int sink = 0;
 
 KEEP int alpha_innermost_frame(int n) {
   greenlets::current().parent().switch_to();
-  return n + sink;
+  return n + sink + 1;
 }
 KEEP int alpha_middle_frame(int n) { return alpha_innermost_frame(n + 1) + sink; }
 KEEP int alpha_outer_frame(int n) { return alpha_middle_frame(n + 1) + sink; }
 
 KEEP int beta_innermost_frame(int n) {
   greenlets::current().parent().switch_to();
-  return n + sink;
+  return n + sink + 2;
 }
-KEEP int beta_middle_frame(int n) { return beta_innermost_frame(n + 1) + sink; }
-KEEP int beta_outer_frame(int n) { return beta_middle_frame(n + 1) + sink; }
+KEEP int beta_middle_frame(int n) { return beta_innermost_frame(n + 2) + sink; }
+KEEP int beta_outer_frame(int n) { return beta_middle_frame(n + 2) + sink; }
 
 KEEP int gamma_innermost_frame(int n) {
   greenlets::current().parent().switch_to();
-  return n + sink;
+  return n + sink + 3;
 }
-KEEP int gamma_middle_frame(int n) { return gamma_innermost_frame(n + 1) + sink; }
-KEEP int gamma_outer_frame(int n) { return gamma_middle_frame(n + 1) + sink; }
+KEEP int gamma_middle_frame(int n) { return gamma_innermost_frame(n + 3) + sink; }
+KEEP int gamma_outer_frame(int n) { return gamma_middle_frame(n + 3) + sink; }
 
 KEEP void sleeping_task_frame() { greenlets::sleep(1h); }
 KEEP void reading_task_frame(int fd) { greenlets::wait_readable(fd); }
