@@ -5,6 +5,7 @@
 #   (gdb) greenlets bt 3          # the backtrace of greenlet #3 (of the selected thread)
 #   (gdb) greenlets bt 2.3        # ... of greenlet #3 of gdb's thread 2
 #   (gdb) greenlets bt all        # the backtraces of every suspended greenlet
+#   (gdb) greenlets bt -full 3    # ... without folding std::invoke and the library's frames
 #   (gdb) greenlets gcore FILE    # gcore, keeping the greenlet stacks (see below)
 #
 # It reads the library's own records through the program's debug information (build
@@ -389,11 +390,19 @@ def _frame_line(level, frame):
     return "#%-2d %s%s" % (level, name, where)
 
 
-def _print_backtrace(g):
+def _is_plumbing(frame):
+    """A frame of greenlets itself or of the standard library (std::invoke and the like)."""
+    sal = frame.find_sal()
+    name = frame.name() or ""
+    path = sal.symtab.filename if sal.symtab is not None else ""
+    return (name.startswith("std::") or "include/greenlets/" in path or "/c++/" in path or
+            path.startswith("greenlets/"))
+
+
+def _print_backtrace(g, full):
     if g.state == "running":
         print("greenlet #%d is running: its stack is the thread's (bt)" % g.id)
-        frame = gdb.newest_frame()
-        first = frame
+        first = gdb.newest_frame()
     elif g.state != "suspended":
         print("greenlet #%d is %s: it has no stack to show" % (g.id, g.state))
         return
@@ -407,9 +416,20 @@ def _print_backtrace(g):
     try:
         level = 0
         frame = first
+        seen_user = False
+        hidden = 0
         while frame is not None and level < _MAX_FRAMES:
-            print(_frame_line(level, frame))
             name = frame.name() or ""
+            # Below the program's own frames, the library's and std::invoke's are one line.
+            if not full and seen_user and _is_plumbing(frame) and "greenlet_entry" not in name:
+                hidden += 1
+            else:
+                if hidden:
+                    print("    (%d frames of greenlets and the standard library: "
+                          "greenlets bt -full shows them)" % hidden)
+                    hidden = 0
+                print(_frame_line(level, frame))
+                seen_user = seen_user or not _is_plumbing(frame)
             if "greenlet_entry" in name:
                 break  # below it is only Boost.Context's start trampoline
             level += 1
@@ -418,6 +438,8 @@ def _print_backtrace(g):
             except gdb.error as e:
                 print("(backtrace stopped: %s)" % e)
                 break
+        if hidden:
+            print("    (%d frames of greenlets and the standard library)" % hidden)
     finally:
         if _unwinder.ctx is not None:
             _unwinder.ctx = None
@@ -465,8 +487,9 @@ class GreenletsList(gdb.Command):
 class GreenletsBacktrace(gdb.Command):
     """Shows the backtrace of a suspended greenlet from the registers its last switch
     saved: `greenlets bt ID` (a greenlet of the selected thread), `greenlets bt T.ID`
-    (of gdb's thread T), `greenlets bt all`. Changes nothing: `bt` still shows the real
-    stack afterwards."""
+    (of gdb's thread T), `greenlets bt all`. Below the program's own frames, those of
+    greenlets and the standard library are counted on one line; `-full` shows them.
+    Changes nothing: `bt` still shows the real stack afterwards."""
 
     def __init__(self):
         super().__init__("greenlets bt", gdb.COMMAND_STACK)
@@ -474,9 +497,12 @@ class GreenletsBacktrace(gdb.Command):
     def invoke(self, arg, from_tty):
         _check_arch()
         _set_clock()
-        arg = arg.strip()
-        if not arg:
-            raise GreenletsError("usage: greenlets bt ID | THREAD.ID | all")
+        words = arg.split()
+        full = "-full" in words
+        words = [w for w in words if w != "-full"]
+        if len(words) != 1:
+            raise GreenletsError("usage: greenlets bt [-full] ID | THREAD.ID | all")
+        arg = words[0]
         want_thread = None
         want_id = None
         if arg != "all":
@@ -487,7 +513,7 @@ class GreenletsBacktrace(gdb.Command):
                 else:
                     want_thread, want_id = gdb.selected_thread().num, int(arg)
             except ValueError:
-                raise GreenletsError("usage: greenlets bt ID | THREAD.ID | all")
+                raise GreenletsError("usage: greenlets bt [-full] ID | THREAD.ID | all")
         shown = 0
         for th in _each_thread():
             if want_thread is not None and th.num != want_thread:
@@ -499,7 +525,7 @@ class GreenletsBacktrace(gdb.Command):
                 if want_id is None and g.state not in ("suspended", "running"):
                     continue
                 print("Thread %d, %s" % (th.num, g.line().strip()))
-                _print_backtrace(g)
+                _print_backtrace(g, full)
                 print("")
                 shown += 1
         if shown == 0:
@@ -514,11 +540,12 @@ def _fill_core(path):
     """Rewrites into the core file at `path` the pages of its PT_LOAD segments that the
     live process can read but gcore left as zeros; returns how many pages it wrote.
 
-    gcore reads memory a megabyte at a time and writes zeros for a whole megabyte when
-    any page of it cannot be read. A guard page made by madvise(MADV_GUARD_INSTALL)
+    gcore reads memory a megabyte at a time and, at the first megabyte of a segment
+    with a page it cannot read, gives up on the rest of that segment (zeros). A guard page made by madvise(MADV_GUARD_INSTALL)
     (Linux 6.13 and later: what greenlets' pooled stacks use) is such a page, and lies
     in the same mapping as its neighbours' stacks, so every greenlet stack in that
-    megabyte would be lost. Here the failing megabytes are read again page by page."""
+    segment after it would be lost. Here the rest of such a segment is read again,
+    the failing megabytes page by page."""
     import struct
     inferior = gdb.selected_inferior()
     written = 0
@@ -533,13 +560,18 @@ def _fill_core(path):
             p_type, _, p_offset, p_vaddr, _, p_filesz, _ = struct.unpack("<IIQQQQQ", f.read(48))
             if p_type != 1 or p_filesz == 0:  # PT_LOAD with contents
                 continue
+            failed = False
             for chunk in range(p_vaddr, p_vaddr + p_filesz, _CHUNK):
                 size = min(_CHUNK, p_vaddr + p_filesz - chunk)
                 try:
-                    inferior.read_memory(chunk, size)
-                    continue  # gcore read it too
+                    data = bytes(inferior.read_memory(chunk, size))
+                    if failed:  # gcore gave up on the rest of the segment
+                        f.seek(p_offset + (chunk - p_vaddr))
+                        f.write(data)
+                        written += size // _PAGE
+                    continue
                 except gdb.MemoryError:
-                    pass
+                    failed = True
                 for page in range(chunk, chunk + size, _PAGE):
                     try:
                         data = bytes(inferior.read_memory(page, _PAGE))
@@ -553,7 +585,7 @@ def _fill_core(path):
 
 class GreenletsGcore(gdb.Command):
     """Writes a core file like `gcore FILE`, with every greenlet stack in it: gcore alone
-    loses whole megabytes of stacks next to guard pages made by MADV_GUARD_INSTALL."""
+    drops the rest of a mapping after a guard page made by MADV_GUARD_INSTALL."""
 
     def __init__(self):
         super().__init__("greenlets gcore", gdb.COMMAND_FILES, gdb.COMPLETE_FILENAME)
@@ -565,7 +597,7 @@ class GreenletsGcore(gdb.Command):
         # gcore warns about each megabyte it cannot read; those are filled in below.
         gdb.execute("gcore " + path, to_string=True)
         pages = _fill_core(path)
-        print("Saved corefile %s (%d pages next to guard pages written again)" % (path, pages))
+        print("Saved corefile %s (%d pages that gcore could not read written again)" % (path, pages))
 
 
 GreenletsCommand()
