@@ -85,15 +85,17 @@ struct waiter : run_hook, wait_hook {
   waiter& operator=(const waiter&) = delete;
 
   wait_ctx* ctx;
+  std::exception_ptr error;  // thrown when it resumes
+  void* slot = nullptr;      // what a queue hands over
+  bool woken = false;        // on the run queue, or resumed: nothing else may wake it
+  bool timed_out = false;
+  bool granted = false;  // a semaphore's permit was handed over
+
+  // What it waits for, for people: never read by the loop.
   const char* what;
   const void* object;
   int fd = -1;                    // an fd wait's fd
   hub_clock::time_point until{};  // the deadline, if the wait has one
-  std::exception_ptr error;       // thrown when it resumes
-  void* slot = nullptr;           // what a queue hands over
-  bool woken = false;             // on the run queue, or resumed: nothing else may wake it
-  bool timed_out = false;
-  bool granted = false;  // a semaphore's permit was handed over
 
   static void resume(run_hook& h);
 };
