@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <sstream>
@@ -234,4 +235,46 @@ TEST_CASE("errors and reports name the greenlet", "[debug]") {
   }
   greenlets::set_unraisable_handler(old);
   CHECK(seen == std::vector<std::string>{"thrower"});
+}
+
+TEST_CASE("run_info names waits on a mutex, a full queue, an async_result and run_in_thread",
+          "[debug][hub]") {
+  greenlets::timeout deadline(10s);
+  greenlets::mutex m;
+  m.lock();
+  greenlets::queue<int> full(1);
+  full.put(1);
+  greenlets::async_result<int> result;
+  std::atomic<bool> release{false};
+  auto locker = greenlets::spawn_named("locker", [&] {
+    m.lock();
+    m.unlock();
+  });
+  auto putter = greenlets::spawn_named("putter", [&] { full.put(2); });
+  auto waiter = greenlets::spawn_named("result waiter", [&] { return result.get(); });
+  auto offloader = greenlets::spawn_named("offloader", [&] {
+    greenlets::run_in_thread([&] {
+      while (!release) std::this_thread::sleep_for(1ms);
+    });
+  });
+  greenlets::sleep(0s);
+
+  const std::string info = greenlets::run_info();
+  INFO(info);
+  CHECK_THAT(line_of(info, locker.handle().id()),
+             Catch::EndsWith(": mutex::lock on " + greenlets::detail::format_address(&m)));
+  CHECK_THAT(line_of(info, putter.handle().id()),
+             Catch::EndsWith(": queue::put on " + greenlets::detail::format_address(&full)));
+  CHECK_THAT(line_of(info, waiter.handle().id()), Catch::Contains(": async_result::get on 0x"));
+  CHECK_THAT(line_of(info, offloader.handle().id()), Catch::Contains(": run_in_thread on 0x"));
+
+  m.unlock();
+  CHECK(full.get() == 1);
+  CHECK(full.get() == 2);
+  result.set(5);
+  release = true;
+  locker.join();
+  putter.join();
+  CHECK(waiter.get() == 5);
+  offloader.join();
 }
