@@ -146,6 +146,6 @@ int main() {
 // T2: ping 2
 // T2: pong 3
 // T2: done
-// error: greenlets: switch_to: target belongs to another thread: thread #1 (id {number}); the current thread is thread #4 (id {number})
+// error: greenlets: switch_to: target (greenlet #1) belongs to another thread: thread #1 (id {number}); the current thread is thread #4 (id {number})
 // its main greenlet is dead: true
-// error: greenlets: switch_to: target belongs to another thread: thread #5 (id {number}), which has exited; the current thread is thread #1 (id {number})
+// error: greenlets: switch_to: target (greenlet #1) belongs to another thread: thread #5 (id {number}), which has exited; the current thread is thread #1 (id {number})

@@ -89,6 +89,20 @@ TEST_CASE("overflowing a greenlet's stack reports the greenlet and its stack siz
   CHECK(count_of(r.err, expected) == 2);
 }
 
+TEST_CASE("the overflow report names a named greenlet", "[stack][overflow][debug]") {
+  child_result r = run_child([] {
+    // Not public: this thread's first stack, which installs the report, may predate the fork.
+    greenlets::detail::report_overflows_on_this_thread();
+    greenlets::options o = with_stack(64 * 1024);
+    o.name = "deep recursion";
+    greenlet g([] { recurse(0); }, o);
+    g.switch_to();
+  });
+  CHECK(r.aborted());
+  CHECK_THAT(r.err, Catch::Contains("greenlets: stack overflow in greenlet 0x") &&
+                        Catch::Contains(" \"deep recursion\" (stack 64 KiB)"));
+}
+
 TEST_CASE("an overflow on a stack reused from the pool is reported with that stack's size",
           "[stack][overflow]") {
   child_result r = run_child([] {

@@ -10,8 +10,10 @@
 #define GREENLETS_GREENLET_HPP
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -123,6 +125,27 @@ class greenlet {
   /// True for an empty handle.
   bool empty() const noexcept { return p_ == nullptr; }
 
+  /// A number for this greenlet, unique among its thread's greenlets; 0 for the main one.
+  ///
+  /// Numbers count up in creation order; `run_info()`, the error messages and the gdb
+  /// commands (tools/gdb/greenlets.py) show greenlets by it.
+  /// Python: `id(g)` (roughly).
+  /// Throws: `error` if the handle is empty.
+  std::uint64_t id() const;
+
+  /// The name given by `options::name` or `set_name` (empty if none).
+  ///
+  /// Python: gevent's `g.name` (for a `Greenlet`).
+  /// Throws: `error` if the handle is empty or the greenlet belongs to another thread.
+  std::string name() const;
+
+  /// Names this greenlet for `run_info()`, the stack overflow report, error messages
+  /// and the gdb commands; an empty name removes it.
+  ///
+  /// Python: gevent's `g.name = name`.
+  /// Throws: `error` if the handle is empty or the greenlet belongs to another thread.
+  void set_name(std::string_view name);
+
   /// The parent, which receives the value or exception when this greenlet ends.
   ///
   /// An empty handle for a main greenlet.
@@ -165,6 +188,12 @@ struct options {
   stack_allocator allocator;
   /// The parent; empty means the current greenlet.
   greenlet parent;
+  /// A name for `run_info()`, error messages, the overflow report and the gdb commands;
+  /// null or empty for none. The greenlet keeps a copy: the string need only outlive
+  /// the constructor. (A pointer rather than a `std::string`: every `spawn` passes
+  /// options, and an empty string would cost it a construction, a move and two
+  /// destructions.)
+  const char* name = nullptr;
 };
 
 /// The greenlet running now on this thread (its main greenlet if no other runs).

@@ -28,6 +28,7 @@ greenlet::greenlet(F&& run) {
   detail::thread_state& ts = detail::this_thread();
   auto* g = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record, ts.current);
   detail::share_current(ts);  // the new greenlet's reference to its parent
+  g->number = ++ts.created;
   p_ = g;
 }
 
@@ -39,6 +40,7 @@ greenlet::greenlet(F&& run, greenlet parent) {
   if (p->record != ts.record) detail::throw_foreign("greenlet", "the parent", p);
   p_ = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record, p);
   parent.p_ = nullptr;  // the new greenlet took the reference
+  p_->number = ++ts.created;
 }
 
 template <class F>
@@ -56,6 +58,8 @@ greenlet::greenlet(F&& run, options opts) {
   if (opts.allocator.resource() != detail::pooled_resource().get()) {
     g->allocator = std::move(opts.allocator);
   }
+  g->number = ++ts.created;
+  if (opts.name != nullptr) detail::set_name(g, opts.name);
   p_ = g;
 }
 
@@ -138,6 +142,25 @@ inline bool greenlet::active() const noexcept {
 }
 
 inline bool greenlet::is_main() const noexcept { return p_ != nullptr && p_->is_main; }
+
+inline std::uint64_t greenlet::id() const {
+  if (p_ == nullptr) detail::throw_empty("id");
+  return p_->number;
+}
+
+inline std::string greenlet::name() const {
+  if (p_ == nullptr) detail::throw_empty("name");
+  if (p_->record != detail::this_thread().record) detail::throw_foreign("name", "the greenlet", p_);
+  return p_->name ? std::string(p_->name.get()) : std::string();
+}
+
+inline void greenlet::set_name(std::string_view name) {
+  if (p_ == nullptr) detail::throw_empty("set_name");
+  if (p_->record != detail::this_thread().record) {
+    detail::throw_foreign("set_name", "the greenlet", p_);
+  }
+  detail::set_name(p_, name);
+}
 
 inline greenlet greenlet::parent() const& {
   if (p_ == nullptr) detail::throw_empty("parent");

@@ -75,7 +75,12 @@ struct wait_ctx : blocked_hook {
 
 // One blocking call in progress; lives on the blocked greenlet's stack.
 struct waiter : run_hook, wait_hook {
-  explicit waiter(wait_ctx& c) noexcept : ctx(&c) { run = &resume; }
+  // `what` names the call (a string literal) and `object` what it waits on, for
+  // run_info() and the gdb script: a few stores, nothing to free.
+  waiter(wait_ctx& c, const char* what_, const void* object_ = nullptr) noexcept
+      : ctx(&c), what(what_), object(object_) {
+    run = &resume;
+  }
   waiter(const waiter&) = delete;
   waiter& operator=(const waiter&) = delete;
 
@@ -85,6 +90,12 @@ struct waiter : run_hook, wait_hook {
   bool woken = false;        // on the run queue, or resumed: nothing else may wake it
   bool timed_out = false;
   bool granted = false;  // a semaphore's permit was handed over
+
+  // What it waits for, for people: never read by the loop.
+  const char* what;
+  const void* object;
+  int fd = -1;                    // an fd wait's fd
+  hub_clock::time_point until{};  // the deadline, if the wait has one
 
   static void resume(run_hook& h);
 };
@@ -210,6 +221,7 @@ class loop {
     deadline_timer t;
     t.w = &w;
     t.when = deadline;
+    w.until = deadline;
     t.fire = [](timer_node& n) {
       auto& dt = static_cast<deadline_timer&>(n);
       dt.w->timed_out = true;
@@ -349,6 +361,12 @@ class loop {
     }
   }
 
+  // For run_info(): this thread's loop if it has one, the greenlets blocked in it,
+  // its live tasks.
+  static loop* local_if_any() noexcept { return tls_loop_; }
+  hook_list<blocked_hook>& blocked() noexcept { return blocked_; }
+  hook_list<task_hook>& tasks() noexcept { return tasks_; }
+
   // The greenlet the hub is switching to, for current_ctx().
   void set_running(wait_ctx* c) noexcept { running_ = c; }
   // `c` is going away.
@@ -402,6 +420,7 @@ class loop {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev);
     options opts;
     opts.parent = root;
+    opts.name = "hub";
     hub_ = greenlet([this] { run(); }, std::move(opts));
   }
 
@@ -655,6 +674,7 @@ inline void loop::wait_fd(waiter& w, int fd, bool write, const char* op,
   }
   s.events = want;
   mine = &w;
+  w.fd = fd;
   ++fd_waits_;
   auto done = [&]() noexcept {
     --fd_waits_;

@@ -71,9 +71,14 @@ inline char* overflow_append(char* out, const char* s) noexcept {
 }
 
 [[noreturn]] inline void overflow_report(const greenlet_impl* g) noexcept {
-  char line[160];
+  char line[224];
   char* p = overflow_append(line, "greenlets: stack overflow in greenlet 0x");
   p = overflow_format(p, reinterpret_cast<unsigned long>(g), 16);
+  if (g->name) {  // at most 64 bytes of it: the line is on the signal stack
+    p = overflow_append(p, " \"");
+    for (const char* s = g->name.get(); *s != '\0' && s < g->name.get() + 64; ++s) *p++ = *s;
+    *p++ = '"';
+  }
   p = overflow_append(p, " (stack ");
   p = overflow_format(p, static_cast<unsigned long>(g->stack.size / 1024), 10);
   p = overflow_append(p, " KiB)\n");

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <thread>
@@ -91,6 +92,10 @@ struct greenlet_impl {
   stack_allocator allocator;
   greenlet_impl* active_prev = nullptr;  // this thread's started, unfinished greenlets
   greenlet_impl* active_next = nullptr;
+  // For people and debuggers, never read by a switch: a number unique in its thread
+  // (the main greenlet's is 0) and an optional name (options::name, set_name()).
+  std::uint64_t number = 0;
+  std::unique_ptr<char[]> name;
 
   // The record needs no reference of its own: a greenlet holds its parent, and every
   // chain of parents ends at its thread's main greenlet, which holds the record.

@@ -7,7 +7,9 @@
 #define GREENLETS_DETAIL_REPORT_HPP
 
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -30,6 +32,31 @@ inline std::string thread_description(const thread_record* r) {
   return os.str();
 }
 
+// Names `g` (an empty name removes it); a copy, so the record owns it.
+inline void set_name(greenlet_impl* g, std::string_view name) {
+  if (name.empty()) {
+    g->name.reset();
+    return;
+  }
+  std::unique_ptr<char[]> copy(new char[name.size() + 1]);
+  std::memcpy(copy.get(), name.data(), name.size());
+  copy[name.size()] = '\0';
+  g->name = std::move(copy);
+}
+
+// `greenlet #3 "reader"`, or `greenlet #3`; the name only on the owner's thread,
+// where it cannot change meanwhile.
+inline std::string greenlet_description(const greenlet_impl* g) {
+  std::string s = "greenlet #" + std::to_string(g->number);
+  thread_state* ts = tls_state;
+  if (g->name && ts != nullptr && ts->record == g->record) {
+    s += " \"";
+    s += g->name.get();
+    s += '"';
+  }
+  return s;
+}
+
 [[noreturn]] GREENLETS_COLD inline void throw_empty(const char* op) {
   throw error(std::string("greenlets: ") + op + ": empty greenlet handle");
 }
@@ -38,8 +65,8 @@ inline std::string thread_description(const thread_record* r) {
                                                       greenlet_impl* g) {
   thread_state* ts = tls_state;
   const bool exited = g->record->exited();
-  std::string msg = std::string("greenlets: ") + op + ": " + who +
-                    " belongs to another thread: " + thread_description(g->record);
+  std::string msg = std::string("greenlets: ") + op + ": " + who + " (" + greenlet_description(g) +
+                    ") belongs to another thread: " + thread_description(g->record);
   msg += exited ? ", which has exited" : "";
   if (ts != nullptr) msg += "; the current thread is " + thread_description(ts->record);
   throw error(msg);
@@ -103,8 +130,8 @@ inline void report_unraisable(greenlet_impl* g, const std::exception_ptr& e,
     }
     std::string line = "greenlets: " + std::string(what);
     char where[64];
-    std::snprintf(where, sizeof where, " (greenlet %p)", static_cast<void*>(g));
-    line += where;
+    std::snprintf(where, sizeof where, " at %p)", static_cast<void*>(g));
+    if (g != nullptr) line += " (" + greenlet_description(g) + where;
     if (e) line += ": " + describe_exception(e);
     std::fprintf(stderr, "%s\n", line.c_str());
   } catch (...) {

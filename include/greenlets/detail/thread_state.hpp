@@ -43,7 +43,8 @@ struct thread_state {
   greenlet_impl* orphan = nullptr;
   trace_function trace;
   greenlet_impl* active_head = nullptr;
-  unsigned stack_color = 0;  // staggers the tops of new stacks (see start())
+  unsigned stack_color = 0;   // staggers the tops of new stacks (see start())
+  std::uint64_t created = 0;  // greenlets created here: the last one's number
 
   thread_state();
   ~thread_state();

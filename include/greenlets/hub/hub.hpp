@@ -90,7 +90,7 @@ class hub {
 /// `greenlet_exit` (or what `kill` sent) if the task is killed meanwhile.
 inline void sleep(duration d) {
   detail::loop& l = detail::loop::local();
-  detail::waiter w(l.current_ctx("sleep"));
+  detail::waiter w(l.current_ctx("sleep"), "sleep");
   if (d <= duration::zero()) {
     l.wake(w);
     l.block(w);
@@ -106,7 +106,7 @@ inline void sleep(duration d) {
 /// Throws: `error` inside the hub.
 inline void wait() {
   detail::loop& l = detail::loop::local();
-  detail::waiter w(l.current_ctx("wait"));
+  detail::waiter w(l.current_ctx("wait"), "wait");
   l.wait_idle(w);
 }
 

@@ -18,7 +18,7 @@ namespace detail {
 
 inline bool wait_fd(int fd, bool write, const char* op, const time_point* until) {
   loop& l = loop::local();
-  waiter w(l.current_ctx(op));
+  waiter w(l.current_ctx(op), op);
   l.wait_fd(w, fd, write, op, until);
   return !w.timed_out;
 }

@@ -153,7 +153,7 @@ class pool {
     detail::check_thread("pool::join", owner_);
     while (!members_.empty()) {
       detail::loop& l = detail::loop::local();
-      detail::waiter w(l.current_ctx("pool::join"));
+      detail::waiter w(l.current_ctx("pool::join"), "pool::join", this);
       detail::wait_in(l, idle_, w, nullptr);
     }
   }

@@ -138,7 +138,7 @@ class queue {
     detail::check_thread(op, owner_);
     if (detail::first_waiting(putters_) == nullptr && offer(v)) return true;
     detail::loop& l = detail::loop::local();
-    detail::waiter w(l.current_ctx(op));
+    detail::waiter w(l.current_ctx(op), op, this);
     w.slot = &v;
     detail::wait_in(l, putters_, w, until);
     return w.granted;
@@ -150,7 +150,7 @@ class queue {
       if (std::optional<T> v = take()) return v;
     }
     detail::loop& l = detail::loop::local();
-    detail::waiter w(l.current_ctx(op));
+    detail::waiter w(l.current_ctx(op), op, this);
     std::optional<T> slot;
     w.slot = &slot;
     try {

@@ -98,7 +98,7 @@ class event {
     detail::check_thread(op, owner_);
     if (flag_) return true;
     detail::loop& l = detail::loop::local();
-    detail::waiter w(l.current_ctx(op));
+    detail::waiter w(l.current_ctx(op), op, this);
     return detail::wait_in(l, waiters_, w, until);
   }
 
@@ -233,7 +233,7 @@ class async_result {
   bool wait_impl(const char* op, const time_point* until) {
     detail::check_thread(op, st_->owner);
     detail::loop& l = *st_->loop;
-    detail::waiter w(l.current_ctx(op));
+    detail::waiter w(l.current_ctx(op), op, st_.get());
     {
       std::lock_guard<std::mutex> lock(st_->mutex);
       if (st_->ready) return true;
@@ -328,7 +328,7 @@ class semaphore {
       return true;
     }
     detail::loop& l = detail::loop::local();
-    detail::waiter w(l.current_ctx(op));
+    detail::waiter w(l.current_ctx(op), op, this);
     try {
       detail::wait_in(l, waiters_, w, until);
     } catch (...) {

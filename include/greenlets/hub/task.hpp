@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <type_traits>
@@ -288,6 +289,25 @@ class task {
   /// The greenlet underneath (empty once a task killed before starting is dropped).
   greenlet handle() const { return state("task::handle").ctx.self; }
 
+  /// The task's name (empty if none): its greenlet's, see `greenlet::name()`.
+  ///
+  /// Python: `g.name`.
+  std::string name() const {
+    const greenlet& g = state("task::name").ctx.self;
+    return g.empty() ? std::string() : g.name();
+  }
+
+  /// Names the task for `run_info()`, error reports and the gdb commands; returns
+  /// `*this`, so `auto t = spawn(f).set_name("reader");` reads well.
+  ///
+  /// A task killed before it started has no greenlet left to name: nothing happens.
+  /// Python: `g.name = name`.
+  const task& set_name(std::string_view name) const {
+    greenlet g = state("task::set_name").ctx.self;
+    if (!g.empty()) g.set_name(name);
+    return *this;
+  }
+
   /// True for an empty handle.
   bool empty() const noexcept { return st_ == nullptr; }
 
@@ -316,7 +336,7 @@ class task {
     detail::loop& l = detail::loop::local();
     detail::wait_ctx& me = l.current_ctx("task::join");
     if (&me == &t.ctx) throw error("greenlets: task::join: a task cannot join itself");
-    detail::waiter w(me);
+    detail::waiter w(me, "task::join", &t);
     t.joiners.push_back(w);
     try {
       if (until != nullptr) {
@@ -343,6 +363,16 @@ task<detail::task_result_t<F, A...>> spawn(F&& f, A&&... args) {
   auto st = detail::make_task(std::forward<F>(f), std::forward<A>(args)...);
   detail::loop::local().schedule(*st);
   return task<detail::task_result_t<F, A...>>(std::move(st));
+}
+
+/// `spawn(f, args...)` with a name for the task (see `task::set_name`).
+///
+/// Python: `gevent.spawn(f, *args)` then `g.name = name`.
+template <class F, class... A>
+task<detail::task_result_t<F, A...>> spawn_named(std::string_view name, F&& f, A&&... args) {
+  task<detail::task_result_t<F, A...>> t = spawn(std::forward<F>(f), std::forward<A>(args)...);
+  t.set_name(name);
+  return t;
 }
 
 /// Creates a task that starts after `d`.

@@ -38,8 +38,9 @@ template <class F>
 auto run_in_thread(F&& f) -> std::invoke_result_t<std::decay_t<F>&> {
   using R = std::invoke_result_t<std::decay_t<F>&>;
   detail::loop& l = detail::loop::local();
-  detail::waiter w(l.current_ctx("run_in_thread"));
+  detail::waiter w(l.current_ctx("run_in_thread"), "run_in_thread");
   auto call = std::make_shared<detail::thread_call<R>>();
+  w.object = call.get();
   call->w = &w;
   l.workers().submit([call, fn = std::decay_t<F>(std::forward<F>(f)), &l]() mutable {
     try {

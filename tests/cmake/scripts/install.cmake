@@ -18,6 +18,7 @@ if(NOT result EQUAL 0)
 endif()
 
 foreach(file IN ITEMS ${INCLUDEDIR}/greenlets/greenlets.hpp
+                      ${INCLUDEDIR}/greenlets/gdb/greenlets.py
                       ${DATADIR}/cmake/greenlets/greenletsConfig.cmake
                       ${DATADIR}/cmake/greenlets/greenletsConfigVersion.cmake
                       ${DATADIR}/cmake/greenlets/greenletsTargets.cmake)
