@@ -13,5 +13,6 @@
 #include "greenlets/value.hpp"
 #include "greenlets/version.hpp"
 #include "greenlets/hub.hpp"
+#include "greenlets/net.hpp"
 
 #endif  // GREENLETS_GREENLETS_HPP
