@@ -85,7 +85,7 @@ TEST_CASE("connect resolves a host name on a worker thread", "[net]") {
   CHECK_THROWS_AS(greenlets::resolve("no-such-host.invalid", 80), greenlets::error);
 }
 
-TEST_CASE("read_exact, read_until and read_line share one buffer", "[net]") {
+TEST_CASE("read_exact, read_until and read_line share one buffer", "[net][net5]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   p.client.write_all("first line\nsecond|third\r\n\r\nHEAD12345678tail");
@@ -104,7 +104,7 @@ TEST_CASE("read_exact, read_until and read_line share one buffer", "[net]") {
   CHECK(p.server.read_line().empty());
 }
 
-TEST_CASE("a delimiter split across reads is found", "[net]") {
+TEST_CASE("a delimiter split across reads is found", "[net][net5]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   auto writer = spawn([&] {
@@ -119,7 +119,7 @@ TEST_CASE("a delimiter split across reads is found", "[net]") {
   CHECK(std::string(rest, 3) == "def");
 }
 
-TEST_CASE("read_until past its maximum throws limit_exceeded and keeps the bytes", "[net]") {
+TEST_CASE("read_until past its maximum throws limit_exceeded and keeps the bytes", "[net][net5]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   p.client.write_all("0123456789\n");
@@ -131,7 +131,7 @@ TEST_CASE("read_until past its maximum throws limit_exceeded and keeps the bytes
   CHECK_THROWS_AS(p.server.read_until(""), greenlets::error);
 }
 
-TEST_CASE("read_exact at the end of the stream throws incomplete_read", "[net]") {
+TEST_CASE("read_exact at the end of the stream throws incomplete_read", "[net][net1]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   p.client.write_all("abc");
@@ -146,7 +146,7 @@ TEST_CASE("read_exact at the end of the stream throws incomplete_read", "[net]")
   }
 }
 
-TEST_CASE("a peer's close is the end of the stream: read_some returns 0", "[net]") {
+TEST_CASE("a peer's close is the end of the stream: read_some returns 0", "[net][net1]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   auto reader = spawn([&] {
@@ -160,7 +160,7 @@ TEST_CASE("a peer's close is the end of the stream: read_some returns 0", "[net]
   CHECK(p.server.read_some(&c, 1) == 0);  // and again
 }
 
-TEST_CASE("a reset is std::system_error(ECONNRESET) naming the operation and peer", "[net]") {
+TEST_CASE("a reset is std::system_error(ECONNRESET) naming the operation and peer", "[net][net1]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   const std::string peer = p.server.peer_endpoint().to_string();
@@ -182,7 +182,8 @@ TEST_CASE("a reset is std::system_error(ECONNRESET) naming the operation and pee
   }
 }
 
-TEST_CASE("writing to a closed peer is EPIPE or ECONNRESET, and never raises SIGPIPE", "[net]") {
+TEST_CASE("writing to a closed peer is EPIPE or ECONNRESET, and never raises SIGPIPE",
+          "[net][net1]") {
   greenlets::timeout deadline(5s);
   // SIGPIPE's default action (killing the process) is what must not happen.
   struct sigaction dfl {
@@ -211,7 +212,7 @@ TEST_CASE("writing to a closed peer is EPIPE or ECONNRESET, and never raises SIG
   }
 }
 
-TEST_CASE("a deadline gives timeout_error; the socket stays usable", "[net]") {
+TEST_CASE("a deadline gives timeout_error; the socket stays usable", "[net][net2]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   char buf[8];
@@ -226,7 +227,7 @@ TEST_CASE("a deadline gives timeout_error; the socket stays usable", "[net]") {
   CHECK(p.server.read_some(buf, sizeof buf, 1s) == 2);
 }
 
-TEST_CASE("an enclosing timeout scope interrupts a socket wait", "[net][hub3]") {
+TEST_CASE("an enclosing timeout scope interrupts a socket wait", "[net][net2]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   char buf[8];
@@ -240,7 +241,7 @@ TEST_CASE("an enclosing timeout scope interrupts a socket wait", "[net][hub3]") 
   CHECK(p.server.read_line() == "x\n");
 }
 
-TEST_CASE("closing a socket wakes the task reading it with EBADF", "[net]") {
+TEST_CASE("closing a socket wakes the task reading it with EBADF", "[net][net4]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   auto reader = spawn([&] {
@@ -263,7 +264,7 @@ TEST_CASE("closing a socket wakes the task reading it with EBADF", "[net]") {
   p.server.close();  // twice is fine
 }
 
-TEST_CASE("destroying a socket wakes its waiter, which never touches it again", "[net]") {
+TEST_CASE("destroying a socket wakes its waiter, which never touches it again", "[net][net4]") {
   greenlets::timeout deadline(5s);
   auto p = std::make_unique<tcp_pair>();
   auto reader = spawn([&] { (void)p->server.read_line(); });
@@ -272,7 +273,7 @@ TEST_CASE("destroying a socket wakes its waiter, which never touches it again", 
   CHECK_THROWS_AS(reader.get(), std::system_error);
 }
 
-TEST_CASE("closing a listener wakes the task in accept", "[net]") {
+TEST_CASE("closing a listener wakes the task in accept", "[net][net4]") {
   greenlets::timeout deadline(5s);
   greenlets::tcp_listener l = greenlets::listen("127.0.0.1", 0);
   auto acceptor = spawn([&] { (void)l.accept(); });
@@ -281,7 +282,7 @@ TEST_CASE("closing a listener wakes the task in accept", "[net]") {
   CHECK_THROWS_AS(acceptor.get(), std::system_error);
 }
 
-TEST_CASE("closing a socket wakes a connect in progress", "[net]") {
+TEST_CASE("closing a socket wakes a connect in progress", "[net][net4]") {
   greenlets::timeout deadline(5s);
   // A listener that never accepts, with the smallest backlog: once its queue is full
   // the kernel drops further SYNs, so a connect stays in progress.
@@ -311,7 +312,7 @@ TEST_CASE("closing a socket wakes a connect in progress", "[net]") {
   }
 }
 
-TEST_CASE("killing a task waiting on a socket wakes it; the socket stays usable", "[net]") {
+TEST_CASE("killing a task waiting on a socket wakes it; the socket stays usable", "[net][net4]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   bool unwound = false;
@@ -330,7 +331,7 @@ TEST_CASE("killing a task waiting on a socket wakes it; the socket stays usable"
   CHECK(p.server.read_line() == "after\n");
 }
 
-TEST_CASE("a second task waiting in the same direction is an error", "[net]") {
+TEST_CASE("a second task waiting in the same direction is an error", "[net][net3]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   auto first = spawn([&] { return p.server.read_line(); });
@@ -345,7 +346,7 @@ TEST_CASE("a second task waiting in the same direction is an error", "[net]") {
   CHECK(first.get() == "to server\n");
 }
 
-TEST_CASE("a socket belongs to its thread", "[net][hub9]") {
+TEST_CASE("a socket belongs to its thread", "[net][net6]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   std::string message;
@@ -374,7 +375,7 @@ TEST_CASE("a socket belongs to its thread", "[net][hub9]") {
   CHECK(got == "over\n");
 }
 
-TEST_CASE("accept out of fds is EMFILE, and the listener survives it", "[net]") {
+TEST_CASE("accept out of fds is EMFILE, and the listener survives it", "[net][net7]") {
   const test_support::child_result r = test_support::run_child([](std::string& out) {
     int code = 1;
     // A fresh thread: its own hub, not the copy of the parent's.
