@@ -3,11 +3,13 @@
 // thread-per-connection server and the tutorial's gevent server, under the same load.
 //
 //   echo [--conns 500,10000] [--seconds 2] [--servers greenlets,epoll,threads,gevent]
-//        [--reps 1] [--n 5000000] [--json] [--no-python]
+//        [--server-cpus 0] [--client-cpus 1] [--reps 1] [--n 5000000] [--json] [--no-python]
 //
-// Each server runs in a process of its own, pinned to CPU 0 (as `taskset -c 0` does);
-// the load generator runs here, pinned to CPU 1. The load generator is one epoll
-// thread: it opens the connections (TCP_NODELAY), echoes 64 bytes once on each to warm
+// Each server runs in a process of its own, pinned to CPU 0 (as `taskset -c 0` does;
+// --server-cpus), the load generator here, pinned to CPU 1 (--client-cpus). The server
+// `greenlets_threads` (not in the default list) runs a hub per server CPU, one thread
+// each pinned to it, each with a listener on the same port (SO_REUSEPORT). The load generator is
+// one epoll thread: it opens the connections (TCP_NODELAY), echoes 64 bytes once on each to warm
 // up, then runs a closed loop for --seconds (at most --n requests): every connection
 // sends 64 bytes, waits for all 64 to come back (and checks them), and sends again.
 // A request's latency is from its write to its last byte read. Server CPU per request
@@ -21,6 +23,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -36,6 +39,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <map>
 #include <sstream>
 #include <string>
@@ -61,9 +65,15 @@ void report_port(int fd, std::uint16_t port) {
 }
 
 // This library: one task per connection, read_some / write_all.
+void serve_greenlets(greenlets::tcp_listener& l);
+
 void run_greenlets(int report) {
   greenlets::tcp_listener l = greenlets::listen("127.0.0.1", 0, {backlog, false});
   report_port(report, l.local_endpoint().port());
+  serve_greenlets(l);
+}
+
+void serve_greenlets(greenlets::tcp_listener& l) {
   for (;;) {
     greenlets::spawn(
         [](greenlets::tcp_socket c) {
@@ -77,6 +87,28 @@ void run_greenlets(int report) {
         },
         l.accept());
   }
+}
+
+// A hub per CPU of the server: one thread each, pinned, each with its own listener on
+// the same port (SO_REUSEPORT): the kernel spreads the connections over them.
+void run_greenlets_threads(int report, const std::vector<int>& cpus) {
+  std::promise<std::uint16_t> bound;
+  std::vector<std::thread> threads;
+  std::uint16_t port = 0;
+  for (std::size_t i = 0; i < cpus.size(); ++i) {
+    threads.emplace_back([&, i, first = i == 0] {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpus[i], &set);
+      ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
+      greenlets::tcp_listener l = greenlets::listen("127.0.0.1", first ? 0 : port, {backlog, true});
+      if (first) bound.set_value(l.local_endpoint().port());
+      serve_greenlets(l);
+    });
+    if (i == 0) port = bound.get_future().get();
+  }
+  report_port(report, port);
+  for (auto& t : threads) t.join();
 }
 
 int raw_listener(std::uint16_t& port, int flags) {
@@ -159,11 +191,11 @@ void run_threads(int report) {
   }
 }
 
-void pin_to(int cpu) {
-  if (cpu < 0) return;
+void pin_to(const std::vector<int>& cpus) {
+  if (cpus.empty()) return;
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
+  for (int c : cpus) CPU_SET(c, &set);
   ::sched_setaffinity(0, sizeof set, &set);
 }
 
@@ -172,14 +204,14 @@ struct server {
   std::uint16_t port = 0;
 };
 
-server start(const std::string& kind, int cpu) {
+server start(const std::string& kind, const std::vector<int>& cpus) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::close(fds[0]);
-    pin_to(cpu);
+    pin_to(cpus);
     if (kind == "gevent") {
       ::dup2(fds[1], STDOUT_FILENO);
       const std::string script = bench::source_dir() + "/python/echo_server.py";
@@ -189,6 +221,11 @@ server start(const std::string& kind, int cpu) {
     if (kind == "greenlets") run_greenlets(fds[1]);
     if (kind == "epoll") run_epoll(fds[1]);
     if (kind == "threads") run_threads(fds[1]);
+    if (kind == "greenlets_threads") {
+      std::vector<int> each = cpus;
+      if (each.empty()) each = {0};
+      run_greenlets_threads(fds[1], each);
+    }
     std::_Exit(5);
   }
   ::close(fds[1]);
@@ -392,6 +429,8 @@ int main(int argc, char** argv) {
   std::vector<int> conn_counts{500, 10000};
   double seconds = 2;
   std::vector<std::string> servers{"greenlets", "epoll", "threads", "gevent"};
+  std::vector<int> server_cpus{0};
+  std::vector<int> client_cpus{1};
   for (std::size_t i = 0; i < opt.rest.size(); ++i) {
     const std::string& a = opt.rest[i];
     const bool has = i + 1 < opt.rest.size();
@@ -402,6 +441,12 @@ int main(int argc, char** argv) {
       seconds = std::stod(opt.rest[++i]);
     } else if (a == "--servers" && has) {
       servers = split(opt.rest[++i]);
+    } else if (a == "--server-cpus" && has) {
+      server_cpus.clear();
+      for (auto& c : split(opt.rest[++i])) server_cpus.push_back(std::stoi(c));
+    } else if (a == "--client-cpus" && has) {
+      client_cpus.clear();
+      for (auto& c : split(opt.rest[++i])) client_cpus.push_back(std::stoi(c));
     } else {
       std::fprintf(stderr, "echo: unknown option %s\n", a.c_str());
       return 2;
@@ -411,15 +456,22 @@ int main(int argc, char** argv) {
     servers.erase(std::remove(servers.begin(), servers.end(), "gevent"), servers.end());
   }
   ::signal(SIGPIPE, SIG_IGN);
-  const bool pinned = ::sysconf(_SC_NPROCESSORS_ONLN) >= 2;
-  const int server_cpu = pinned ? 0 : -1;
-  pin_to(pinned ? 1 : -1);
+  if (::sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+    server_cpus.clear();
+    client_cpus.clear();
+  }
+  pin_to(client_cpus);
+  auto cpu_list = [](const std::vector<int>& cpus) {
+    std::string out;
+    for (int c : cpus) out += (out.empty() ? "" : ",") + std::to_string(c);
+    return out.empty() ? std::string("any") : out;
+  };
   {
     std::ostringstream extra;
     extra << "load:       " << message_size << "-byte ping-pong per connection, " << seconds
           << " s per run (at most N requests), " << opt.reps << " run(s) each\n"
-          << "pinning:    "
-          << (pinned ? "server on CPU 0, load generator on CPU 1" : "none (one CPU)") << "\n";
+          << "pinning:    server on CPU " << cpu_list(server_cpus) << ", load generator on CPU "
+          << cpu_list(client_cpus) << "\n";
     bench::print_header(opt, extra.str());
   }
 
@@ -432,7 +484,7 @@ int main(int argc, char** argv) {
     for (const std::string& kind : servers) {
       std::vector<outcome> runs;
       for (int r = 0; r < opt.reps; ++r) {
-        server s = start(kind, server_cpu);
+        server s = start(kind, server_cpus);
         if (s.port == 0) {
           std::fprintf(stderr, "echo: the %s server did not start\n", kind.c_str());
           stop(s);
