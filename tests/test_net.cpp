@@ -346,6 +346,17 @@ TEST_CASE("a second task waiting in the same direction is an error", "[net][net3
   CHECK(first.get() == "to server\n");
 }
 
+TEST_CASE("wait_readable on the fd of a socket that has waited is an error", "[net][net3]") {
+  greenlets::timeout deadline(5s);
+  tcp_pair p;
+  char c;
+  CHECK_THROWS_AS(p.server.read_some(&c, 1, 1ms), greenlets::timeout_error);
+  CHECK_THROWS_WITH(greenlets::wait_readable(p.server.native_handle()),
+                    Catch::Contains("File exists"));
+  p.client.write_all("x");
+  CHECK(p.server.read_some(&c, 1, 1s) == 1);
+}
+
 TEST_CASE("a socket belongs to its thread", "[net][net6]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
