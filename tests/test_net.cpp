@@ -1,6 +1,8 @@
 // Cooperative TCP sockets (the socket rules of docs/semantics.md): loopback only,
 // every test under a deadline.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -225,6 +227,48 @@ TEST_CASE("a deadline gives timeout_error; the socket stays usable", "[net][net2
   CHECK_THROWS_AS(l.accept(5ms), greenlets::timeout_error);
   p.client.write_all("ok");
   CHECK(p.server.read_some(buf, sizeof buf, 1s) == 2);
+}
+
+TEST_CASE("a writer blocked by a full peer times out, and a close wakes it", "[net][net2][net4]") {
+  greenlets::timeout deadline(5s);
+  tcp_pair p;
+  // Nobody reads the server's side: the buffers fill and write_all must wait.
+  const std::string chunk(1 << 20, 'x');
+  CHECK_THROWS_AS(
+      [&] {
+        for (int i = 0; i < 256; ++i) p.client.write_all(chunk, 50ms);
+      }(),
+      greenlets::timeout_error);
+  auto writer = spawn([&] { p.client.write_all(chunk); });
+  greenlets::sleep(2ms);
+  CHECK_FALSE(writer.ready());
+  p.client.close();
+  try {
+    writer.get();
+    FAIL("write_all returned");
+  } catch (const std::system_error& e) {
+    CHECK(error_code(e) == EBADF);
+  }
+}
+
+TEST_CASE("TCP_NODELAY and keep-alive are set on the fd", "[net]") {
+  greenlets::timeout deadline(5s);
+  tcp_pair p;
+  auto get = [&](int level, int name) {
+    int v = -1;
+    socklen_t len = sizeof v;
+    REQUIRE(::getsockopt(p.client.native_handle(), level, name, &v, &len) == 0);
+    return v;
+  };
+  p.client.set_no_delay(true);
+  CHECK(get(IPPROTO_TCP, TCP_NODELAY) != 0);
+  p.client.set_no_delay(false);
+  CHECK(get(IPPROTO_TCP, TCP_NODELAY) == 0);
+  p.client.set_keep_alive(true, 30);
+  CHECK(get(SOL_SOCKET, SO_KEEPALIVE) != 0);
+  CHECK(get(IPPROTO_TCP, TCP_KEEPIDLE) == 30);
+  p.client.set_keep_alive(false);
+  CHECK(get(SOL_SOCKET, SO_KEEPALIVE) == 0);
 }
 
 TEST_CASE("an enclosing timeout scope interrupts a socket wait", "[net][net2]") {
