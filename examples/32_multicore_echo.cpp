@@ -57,7 +57,7 @@ struct server_thread {
 };
 
 int main() {
-  constexpr int threads = 2;
+  constexpr std::size_t threads = 2;
   constexpr int clients = 200;
   constexpr int messages = 3;
 
@@ -66,7 +66,7 @@ int main() {
   std::promise<std::uint16_t> bound;
   servers[0].thread = std::thread([&] { servers[0].run(0, &bound); });
   const std::uint16_t port = bound.get_future().get();
-  for (int i = 1; i < threads; ++i) {
+  for (std::size_t i = 1; i < threads; ++i) {
     servers[i].thread = std::thread([&, i] { servers[i].run(port, nullptr); });
   }
   std::vector<greenlets::hub*> hubs;
@@ -89,9 +89,8 @@ int main() {
   greenlets::joinall(tasks);
 
   // Stop: each listener is closed in its own thread (post runs a function in a hub).
-  for (int i = 0; i < threads; ++i) {
-    hubs[static_cast<std::size_t>(i)]->post(
-        [&s = servers[static_cast<std::size_t>(i)]] { s.listener->close(); });
+  for (std::size_t i = 0; i < threads; ++i) {
+    hubs[i]->post([&s = servers[i]] { s.listener->close(); });
   }
   int total = 0;
   bool all_served = true;

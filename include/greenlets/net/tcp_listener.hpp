@@ -50,7 +50,8 @@ class tcp_listener {
  public:
   /// A listener that is not open.
   tcp_listener() noexcept = default;
-  tcp_listener(tcp_listener&&) noexcept = default;
+  /// Takes `other`'s socket; `other` is left not open.
+  tcp_listener(tcp_listener&& other) noexcept = default;
   /// Closes this listener (as `close()`), then takes `other`'s.
   tcp_listener& operator=(tcp_listener&& other) noexcept {
     if (this != &other) {

@@ -36,7 +36,11 @@ namespace greenlets {
 /// Which directions `tcp_socket::shutdown` ends.
 ///
 /// Python: `socket.SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`.
-enum class shutdown_type { receive, send, both };
+enum class shutdown_type {
+  receive,  ///< no more reading (`SHUT_RD`)
+  send,     ///< no more writing: the peer reads the end of the stream (`SHUT_WR`)
+  both      ///< both (`SHUT_RDWR`)
+};
 
 /// A connected TCP socket (IPv4 or IPv6) on a non-blocking fd, owned (move-only).
 ///
@@ -77,7 +81,8 @@ class tcp_socket {
     }
   }
 
-  tcp_socket(tcp_socket&&) noexcept = default;
+  /// Takes `other`'s socket; `other` is left not open.
+  tcp_socket(tcp_socket&& other) noexcept = default;
   /// Closes this socket (as `close()`), then takes `other`'s.
   tcp_socket& operator=(tcp_socket&& other) noexcept {
     if (this != &other) {
