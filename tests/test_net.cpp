@@ -214,7 +214,7 @@ TEST_CASE("writing to a closed peer is EPIPE or ECONNRESET, and never raises SIG
   }
 }
 
-TEST_CASE("a deadline gives timeout_error; the socket stays usable", "[net][net2]") {
+TEST_CASE("a deadline gives timeout_error and leaves the socket usable", "[net][net2]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   char buf[8];
@@ -356,7 +356,8 @@ TEST_CASE("closing a socket wakes a connect in progress", "[net][net4]") {
   }
 }
 
-TEST_CASE("killing a task waiting on a socket wakes it; the socket stays usable", "[net][net4]") {
+TEST_CASE("killing a task waiting on a socket wakes it and leaves the socket usable",
+          "[net][net4]") {
   greenlets::timeout deadline(5s);
   tcp_pair p;
   bool unwound = false;
