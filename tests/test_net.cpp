@@ -21,6 +21,7 @@
 
 #include <greenlets/greenlets.hpp>
 
+#include "support/counting_new.hpp"
 #include "support/fork_child.hpp"
 
 using namespace std::chrono_literals;
@@ -490,6 +491,33 @@ TEST_CASE("accept out of fds is EMFILE, and the listener survives it", "[net][ne
   CHECK(r.exited_with(0));
   CHECK_THAT(r.err, Catch::Contains("greenlets: accept 127.0.0.1:") &&
                         Catch::Contains("Too many open files"));
+}
+
+TEST_CASE("a socket wait allocates nothing", "[net][hub10]") {
+  if (!test_support::counting_works()) {
+    SUCCEED("operator new is not ours (valgrind): allocation counts are not available");
+    return;
+  }
+  greenlets::timeout deadline(5s);
+  tcp_pair p;
+  auto echo = spawn([&] {
+    char buf[64];
+    for (std::size_t n; (n = p.server.read_some(buf, sizeof buf)) != 0;) p.server.write_all(buf, n);
+  });
+  char msg[16] = "0123456789abcde";
+  char back[16];
+  auto round = [&] {
+    p.client.write_all(msg, sizeof msg, 1s);
+    p.client.read_exact(back, sizeof back, 1s);
+  };
+  for (int i = 0; i < 10; ++i) round();  // warm up
+  const std::size_t n = test_support::count_allocations([&] {
+    for (int i = 0; i < 100; ++i) round();
+  });
+  CHECK(n == 0);
+  CHECK(std::memcmp(msg, back, sizeof msg) == 0);
+  p.client.shutdown(greenlets::shutdown_type::send);
+  echo.get();
 }
 
 TEST_CASE("one hub serves 1,000 concurrent connections", "[net]") {
