@@ -214,7 +214,8 @@ class tcp_socket {
   std::string read_until(std::string_view delim, std::size_t max = 65536, deadline dl = {}) {
     detail::socket_state& s = reading(state_, "read_until");
     if (delim.empty()) throw error("greenlets: read_until: the delimiter is empty");
-    const deadline fixed = dl ? deadline(dl.from_now()) : deadline();
+    const time_point until = dl ? dl.from_now() : time_point{};
+    const time_point* up = dl ? &until : nullptr;
     std::size_t scanned = 0;  // bytes of the buffer known to hold no delimiter start
     for (;;) {
       const std::string_view have(s.in.data() + s.begin, s.buffered());
@@ -229,7 +230,9 @@ class tcp_socket {
                              std::to_string(max) + " bytes");
       }
       scanned = have.size() >= delim.size() ? have.size() - delim.size() + 1 : 0;
-      // Compact, then read into the free space at the end.
+      // Wait before growing the buffer, never while it holds room not yet read into: a
+      // waiter woken by close() must not touch the socket again (it may be gone).
+      if (!s.readable) detail::wait_ready(s, false, "read_until", up);
       if (s.begin != 0) {
         s.in.erase(s.in.begin(), s.in.begin() + static_cast<std::ptrdiff_t>(s.begin));
         s.begin = 0;
@@ -237,14 +240,12 @@ class tcp_socket {
       const std::size_t old = s.in.size();
       const std::size_t room = std::max<std::size_t>(4096, std::min<std::size_t>(max - old, 65536));
       s.in.resize(old + room);
-      std::size_t r;
-      try {
-        r = receive(s, s.in.data() + old, room, fixed, "read_until");
-      } catch (...) {
-        s.in.resize(old);
-        throw;
+      const ssize_t r = try_receive(s, s.in.data() + old, room);
+      s.in.resize(old + (r > 0 ? static_cast<std::size_t>(r) : 0));
+      if (r < 0) {
+        if (r == -EAGAIN) continue;
+        detail::throw_system(static_cast<int>(-r), "read_until", s.peer);
       }
-      s.in.resize(old + r);
       if (r == 0) {
         std::string rest(s.in.begin(), s.in.end());
         s.in.clear();
@@ -379,6 +380,27 @@ class tcp_socket {
     }
   }
 
+  // One recv without waiting: the bytes read, 0 at the end of the stream, or -errno
+  // (-EAGAIN when drained; the hint is kept up to date).
+  static ssize_t try_receive(detail::socket_state& s, void* buf, std::size_t n) noexcept {
+    for (;;) {
+      const ssize_t r = ::recv(s.fd, buf, n, 0);
+      if (r > 0) {
+        // A short read drained the queue: the next read waits for the next event.
+        if (static_cast<std::size_t>(r) < n) s.readable = false;
+        return r;
+      }
+      if (r == 0) return 0;
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        s.readable = false;
+        return -EAGAIN;
+      }
+      return -err;
+    }
+  }
+
   // One recv, waiting first while the socket is known to be drained.
   static std::size_t receive(detail::socket_state& s, void* buf, std::size_t n, const deadline& dl,
                              const char* op) {
@@ -387,17 +409,9 @@ class tcp_socket {
     bool have_until = false;
     for (;;) {
       if (s.readable) {
-        const ssize_t r = ::recv(s.fd, buf, n, 0);
-        if (r > 0) {
-          // A short read drained the queue: the next read waits for the next event.
-          if (static_cast<std::size_t>(r) < n) s.readable = false;
-          return static_cast<std::size_t>(r);
-        }
-        if (r == 0) return 0;
-        const int err = errno;
-        if (err == EINTR) continue;
-        if (err != EAGAIN && err != EWOULDBLOCK) detail::throw_system(err, op, s.peer);
-        s.readable = false;
+        const ssize_t r = try_receive(s, buf, n);
+        if (r >= 0) return static_cast<std::size_t>(r);
+        if (r != -EAGAIN) detail::throw_system(static_cast<int>(-r), op, s.peer);
       }
       if (dl && !have_until) {
         until = dl.from_now();
