@@ -14,5 +14,6 @@
 #include "greenlets/version.hpp"
 #include "greenlets/hub.hpp"
 #include "greenlets/run_info.hpp"
+#include "greenlets/net.hpp"
 
 #endif  // GREENLETS_GREENLETS_HPP

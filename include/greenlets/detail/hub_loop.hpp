@@ -62,6 +62,16 @@ struct task_hook : list_hook {
 struct waiter;
 struct timeout_timer;
 
+// An fd registered in the loop's epoll set by its owner for as long as it is open
+// (sockets: edge-triggered, both directions); the loop hands its events to `on_event`.
+struct fd_watcher {
+  void (*on_event)(fd_watcher&, std::uint32_t events) noexcept = nullptr;
+};
+
+// Marks an epoll registration whose data is an `fd_watcher*`, not an fd (user-space
+// pointers never have the top bit set).
+inline constexpr std::uint64_t fd_watcher_tag = std::uint64_t{1} << 63;
+
 // What the hub knows about a greenlet that blocks in it: one per task (inside the task),
 // one for the main greenlet, one per other greenlet while it uses the hub.
 struct wait_ctx : blocked_hook {
@@ -345,6 +355,12 @@ class loop {
   void wait_fd(waiter& w, int fd, bool write, const char* op, const hub_clock::time_point* until);
   void cancel_fd(int fd, std::exception_ptr e) noexcept;
 
+  // fd_watcher registrations: the epoll set, and the count of greenlets waiting on a
+  // watcher (fd waits: the loop polls for them, and they keep loop_exit away).
+  int epoll_handle() const noexcept { return epoll_fd_; }
+  void add_fd_wait() noexcept { ++fd_waits_; }
+  void remove_fd_wait() noexcept { --fd_waits_; }
+
   void add_task(task_hook& t) noexcept { tasks_.push_back(t); }
   static void remove_task(task_hook& t) noexcept {
     if (t.linked()) hook_list<task_hook>::erase(t);
@@ -570,6 +586,12 @@ class loop {
   }
 
   void on_fd_event(const epoll_event& ev) {
+    if ((ev.data.u64 & fd_watcher_tag) != 0) {
+      auto* w =
+          reinterpret_cast<fd_watcher*>(static_cast<std::uintptr_t>(ev.data.u64 & ~fd_watcher_tag));
+      w->on_event(*w, ev.events);
+      return;
+    }
     if (ev.data.fd == event_fd_) {
       std::uint64_t count;
       while (::read(event_fd_, &count, sizeof count) > 0) {
