@@ -564,3 +564,33 @@ TEST_CASE("one hub serves 1,000 concurrent connections", "[net]") {
   greenlets::joinall(handlers);
   CHECK(ok == 3 * n);
 }
+
+namespace {
+// Sockets kept past the end of their thread's hub. thread_local objects go in reverse
+// order of construction, and these are made (first used) before the thread's hub.
+thread_local std::vector<greenlets::tcp_socket> late_sockets;
+thread_local std::vector<greenlets::tcp_listener> late_listeners;
+}  // namespace
+
+TEST_CASE("sockets destroyed after their thread's hub only close their fds", "[net]") {
+  int fds[3] = {-1, -1, -1};
+  std::thread t([&] {
+    late_sockets.reserve(2);
+    late_listeners.reserve(1);
+    greenlets::timeout deadline(5s);
+    tcp_pair p;
+    fds[0] = p.client.native_handle();
+    fds[1] = p.server.native_handle();
+    fds[2] = p.listener.native_handle();
+    late_sockets.push_back(std::move(p.client));
+    late_sockets.push_back(std::move(p.server));
+    late_listeners.push_back(std::move(p.listener));
+  });
+  t.join();
+  for (int fd : fds) {
+    INFO("fd " << fd);
+    CHECK(fd >= 0);
+    CHECK(::fcntl(fd, F_GETFD) == -1);  // closed by the late destructors
+    CHECK(errno == EBADF);
+  }
+}

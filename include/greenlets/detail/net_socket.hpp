@@ -154,10 +154,12 @@ inline void wait_ready(socket_state& s, bool write, const char* op, const time_p
 }
 
 // Wakes the socket's waiters with EBADF and closes the fd. From another thread (a
-// destructor there) only the fd is closed: the waiters and the loop are not ours.
+// destructor there) only the fd is closed: the waiters and the loop are not ours. Nor
+// once the thread's hub is gone (a socket in a thread_local or static destroyed after
+// it): the loop's end unwound every waiter and closed its epoll set.
 inline void close_state(socket_state& s, const char* op) noexcept {
   if (s.fd < 0) return;
-  if (std::this_thread::get_id() == s.owner) {
+  if (std::this_thread::get_id() == s.owner && loop::local_if_any() == s.l) {
     if (s.reader != nullptr || s.writer != nullptr) {
       std::exception_ptr e;
       try {
