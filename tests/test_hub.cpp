@@ -2,6 +2,7 @@
 // exceptions and thread ownership (hub rules 1, 2, 4, 6, 7 and 9 of docs/semantics.md).
 // Every test that waits runs inside a `timeout` scope, its deadline.
 #include <chrono>
+#include <memory>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -467,4 +468,17 @@ TEST_CASE(
   greenlets::trim_stack_pool();
   const std::size_t after_trim = test_support::count_allocations(burst);
   CHECK(after_trim >= 2 * n);
+}
+
+TEST_CASE("get() moves out a result that cannot be copied, once", "[hub][hub6]") {
+  greenlets::timeout deadline(5s);
+  auto t = spawn([] { return std::make_unique<int>(42); });
+  std::unique_ptr<int> p = t.get();
+  REQUIRE(p != nullptr);
+  CHECK(*p == 42);
+  CHECK_THROWS_WITH(t.get(), Catch::Contains("task::get: the result cannot be copied and was "
+                                             "already taken"));
+  auto copyable = spawn([] { return std::string("again"); });
+  CHECK(copyable.get() == "again");
+  CHECK(copyable.get() == "again");  // a copy each time
 }

@@ -226,16 +226,30 @@ class task {
 
   /// Waits for the task, then returns its value or rethrows what it threw.
   ///
-  /// The same exception object is rethrown each time.
+  /// The same exception object is rethrown each time. A copy of the value each time;
+  /// a value that cannot be copied (a `tcp_socket`, a `std::unique_ptr`) is moved out
+  /// by the first `get()`.
   /// Python: `g.get()`.
-  /// Throws: what the task threw; `error` if it was killed (it has no value).
+  /// Throws: what the task threw; `error` if it was killed (it has no value), or if a
+  /// value that cannot be copied was already taken.
   R get() const {
     join();
     detail::task_state<R>& t = *st_;
     t.retrieved = true;
     if (t.exception) std::rethrow_exception(t.exception);
     if (t.killed) throw error("greenlets: task::get: the task was killed before it returned");
-    if constexpr (!std::is_void_v<R>) return *t.result;
+    if constexpr (std::is_void_v<R>) {
+      return;
+    } else if constexpr (std::is_copy_constructible_v<R>) {
+      return *t.result;
+    } else {
+      if (!t.result) {
+        throw error("greenlets: task::get: the result cannot be copied and was already taken");
+      }
+      R out = std::move(*t.result);
+      t.result.reset();
+      return out;
+    }
   }
 
   /// True once the task has finished in any way (including killed before starting).
