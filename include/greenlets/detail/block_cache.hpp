@@ -9,6 +9,7 @@
 #include <new>
 
 #include "greenlets/detail/config.hpp"
+#include "greenlets/detail/sanitizers.hpp"  // GREENLETS_ASAN
 
 namespace greenlets::detail {
 
