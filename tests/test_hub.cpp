@@ -2,8 +2,8 @@
 // exceptions and thread ownership (hub rules 1, 2, 4, 6, 7 and 9 of docs/semantics.md).
 // Every test that waits runs inside a `timeout` scope, its deadline.
 #include <chrono>
-#include <memory>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -396,7 +396,8 @@ TEST_CASE("hub objects belong to their thread; post works from any thread", "[hu
   });
   other.join();
   REQUIRE(errors.size() == 4);
-  CHECK_THAT(errors[0], Catch::Contains("task::join") && Catch::Contains("belongs to another thread (id "));
+  CHECK_THAT(errors[0],
+             Catch::Contains("task::join") && Catch::Contains("belongs to another thread (id "));
   CHECK_THAT(errors[1], Catch::Contains("event::set"));
   CHECK_THAT(errors[2], Catch::Contains("queue::put"));
   CHECK_THAT(errors[3], Catch::Contains("semaphore::release"));
@@ -442,7 +443,7 @@ TEST_CASE(
     "the handles' vector",
     "[hub]") {
   greenlets::timeout deadline(30s);  // ThreadSanitizer makes each task slow
-  constexpr int n = 2000;  // far more than the general allocator's per-size caches hold
+  constexpr int n = 2000;            // far more than the general allocator's per-size caches hold
   auto burst = [] {
     std::vector<task<int>> tasks;
     tasks.reserve(n);

@@ -270,9 +270,9 @@ void check_scale(std::size_t n, const scale_result& r) {
   WARN(n << " suspended greenlets: resident memory " << r.rss_per_greenlet
          << " bytes per greenlet (bound 6144), page tables " << r.pte_per_greenlet
          << " bytes per greenlet (not part of VmRSS); after dropping them all: " << r.rss_after_drop
-         << " KiB above the start, of which " << r.lazy_after_drop
-         << " KiB lazily freed stacks, " << r.blocks_after_drop
-         << " KiB spare greenlet records, and malloc holds " << r.heap_free_after_drop
+         << " KiB above the start, of which " << r.lazy_after_drop << " KiB lazily freed stacks, "
+         << r.blocks_after_drop << " KiB spare greenlet records, and malloc holds "
+         << r.heap_free_after_drop
          << " KiB free; after trim_stack_pool and malloc_trim: " << r.rss_after_trim << " KiB");
   // The 6 KiB bound: one touched stack page (the guard page costs nothing
   // resident), the heap record and our share of the vector of handles.
@@ -531,8 +531,8 @@ TEST_CASE(
   const long again = hold();
   greenlets::trim_stack_pool();
   const long after_trim = hold();
-  INFO("minor page faults holding " << n << " greenlets: first " << first << ", again "
-                                    << again << ", after trim_stack_pool " << after_trim);
+  INFO("minor page faults holding " << n << " greenlets: first " << first << ", again " << again
+                                    << ", after trim_stack_pool " << after_trim);
   if (!memory_is_measurable()) {
     WARN("page faults not checked: the sanitizer or valgrind touches memory of its own");
     return;

@@ -9,11 +9,11 @@
 #include "greenlets/error.hpp"
 #include "greenlets/generator.hpp"
 #include "greenlets/greenlet.hpp"
+#include "greenlets/hub.hpp"
+#include "greenlets/net.hpp"
+#include "greenlets/run_info.hpp"
 #include "greenlets/stack.hpp"
 #include "greenlets/value.hpp"
 #include "greenlets/version.hpp"
-#include "greenlets/hub.hpp"
-#include "greenlets/run_info.hpp"
-#include "greenlets/net.hpp"
 
 #endif  // GREENLETS_GREENLETS_HPP

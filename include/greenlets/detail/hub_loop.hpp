@@ -248,6 +248,13 @@ class loop {
     return !w.timed_out;
   }
 
+  // block_until(w, *until), or block(w) when there is no deadline.
+  bool block_for(waiter& w, const hub_clock::time_point* until) {
+    if (until != nullptr) return block_until(w, *until);
+    block(w);
+    return true;
+  }
+
   // Puts `w` on the run queue unless it was woken already.
   void wake(waiter& w) noexcept {
     if (w.woken) return;
@@ -716,11 +723,7 @@ inline void loop::wait_fd(waiter& w, int fd, bool write, const char* op,
     }
   };
   try {
-    if (until != nullptr) {
-      block_until(w, *until);
-    } else {
-      block(w);
-    }
+    block_for(w, until);
   } catch (...) {
     done();
     throw;
@@ -742,11 +745,7 @@ inline bool wait_in(loop& l, hook_list<wait_hook>& list, waiter& w,
   list.push_back(w);
   bool in_time = true;
   try {
-    if (until != nullptr) {
-      in_time = l.block_until(w, *until);
-    } else {
-      l.block(w);
-    }
+    in_time = l.block_for(w, until);
   } catch (...) {
     if (static_cast<wait_hook&>(w).linked()) hook_list<wait_hook>::erase(w);
     throw;

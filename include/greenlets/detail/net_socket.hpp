@@ -137,11 +137,7 @@ inline void wait_ready(socket_state& s, bool write, const char* op, const time_p
   l.add_fd_wait();
   bool in_time = true;
   try {
-    if (until != nullptr) {
-      in_time = l.block_until(w, *until);
-    } else {
-      l.block(w);
-    }
+    in_time = l.block_for(w, until);
   } catch (...) {
     l.remove_fd_wait();
     if (!w.closed) slot = nullptr;

@@ -390,7 +390,7 @@ class stack_pool {
   std::map<std::uintptr_t, chunk*> chunks_;  // by base address
   dirty_list dirty_list_;                    // chunks with dirty free slots
   std::size_t dirty_ = 0;
-  std::size_t lazy_ = 0;  // slots given back with MADV_FREE
+  std::size_t lazy_ = 0;              // slots given back with MADV_FREE
   std::size_t mapped_bytes_ = 0;      // all chunks
   std::size_t used_bytes_ = 0;        // chunks with a slot handed out or cached warm
   std::size_t window_peak_ = 0;       // most of used_bytes_ in this window

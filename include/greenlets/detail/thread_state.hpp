@@ -7,9 +7,9 @@
 #define GREENLETS_DETAIL_THREAD_STATE_HPP
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <cstddef>
 #include <memory>
 #include <mutex>
 

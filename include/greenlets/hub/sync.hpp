@@ -250,11 +250,7 @@ class async_result {
         if (static_cast<detail::wait_hook&>(w).linked()) st.waiters.erase(w);
       }
     } guard{*st_, l, w};
-    if (until != nullptr) {
-      l.block_until(w, *until);
-    } else {
-      l.block(w);
-    }
+    l.block_for(w, until);
     std::lock_guard<std::mutex> lock(st_->mutex);
     return st_->ready;
   }

@@ -353,11 +353,7 @@ class task {
     detail::waiter w(me, "task::join", &t);
     t.joiners.push_back(w);
     try {
-      if (until != nullptr) {
-        l.block_until(w, *until);
-      } else {
-        l.block(w);
-      }
+      l.block_for(w, until);
     } catch (...) {
       if (static_cast<detail::wait_hook&>(w).linked()) t.joiners.erase(w);
       throw;
