@@ -102,10 +102,11 @@ inline bool on_this_thread(const greenlet_impl* g) noexcept {
 }
 
 // Jumps from the running greenlet to `to`, which is suspended on this thread. The
-// per-item path of a generator: it already knows what switch_to would check.
+// per-item path of a generator: it already knows what switch_to would check, and
+// direct_jump_state() said yes.
 GREENLETS_ALWAYS_INLINE void direct_jump(thread_state& ts, greenlet_impl* to) {
   value nothing;
-  jump(ts, to, trace_event::switch_to, nothing);
+  jump<true>(ts, to, trace_event::switch_to, nothing);
 }
 
 // The first greenlet of the calling thread's parent chain: a parent that keeps no
@@ -142,8 +143,15 @@ class yield_base {
     st_->phase = generator_phase::suspended;
     // The consumer waits inside next()/send() on this thread, so it can be jumped to
     // directly (once kills queued by other threads have run: one may have been it).
-    thread_state& ts = this_thread();
-    if (GREENLETS_LIKELY(st_->consumer != nullptr)) direct_jump(ts, st_->consumer);
+    if (thread_state* ts = direct_jump_state(st_->consumer); GREENLETS_LIKELY(ts != nullptr)) {
+      direct_jump(*ts, st_->consumer);
+    } else {
+      thread_state& full = this_thread();
+      if (st_->consumer != nullptr) {
+        value nothing;
+        jump(full, st_->consumer, trace_event::switch_to, nothing);
+      }
+    }
     if (GREENLETS_UNLIKELY(st_->consumer == nullptr)) {
       throw error(
           "greenlets: yield: the body was resumed by a switch from outside its "

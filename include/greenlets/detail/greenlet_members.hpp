@@ -102,7 +102,7 @@ GREENLETS_ALWAYS_INLINE value greenlet::switch_to(Args&&... args) {
     if constexpr (sizeof...(Args) != 0) {
       detail::value_access::assign_empty(*t->inbox, std::forward<Args>(args)...);
     }
-    detail::jump(*ts, t, trace_event::switch_to, result);
+    detail::jump<true>(*ts, t, trace_event::switch_to, result);
     return result;
   }
   if (t == nullptr) detail::throw_empty("switch_to");
@@ -211,6 +211,7 @@ inline trace_function settrace(trace_function fn) {
   } else {
     ts.slow &= ~static_cast<unsigned>(detail::slow_tracing);
   }
+  detail::sync_switch_key(ts);
   return old;
 }
 

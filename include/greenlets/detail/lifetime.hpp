@@ -31,6 +31,7 @@ GREENLETS_COLD GREENLETS_NOINLINE inline void drop_suspended(thread_state& ts,
     // Its last handle went while it runs: the thread keeps it until it switches away.
     ts.orphan = g;
     ts.slow |= slow_orphan;
+    tls_switch_key.store(no_thread_key, std::memory_order_relaxed);  // see slow_lasting
     return;
   }
   kill(ts, g, false);
@@ -124,7 +125,9 @@ inline void process_kill_queue(thread_state& ts) noexcept {
     std::lock_guard<std::mutex> lock(ts.record->mutex);
     queue.swap(ts.record->kill_queue);
     ts.record->kills_pending.store(false, std::memory_order_relaxed);
-    if (ts.record->alive) tls_switch_key.store(ts.record->key(), std::memory_order_relaxed);
+    if (ts.record->alive && (ts.slow & slow_lasting) == 0) {
+      tls_switch_key.store(ts.record->key(), std::memory_order_relaxed);
+    }
   }
   for (greenlet_impl* g : queue) drop_local(ts, g);
 }

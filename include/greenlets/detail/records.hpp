@@ -84,6 +84,7 @@ struct greenlet_impl {
   std::atomic<std::size_t> refs{1};
   std::atomic<std::uint8_t> status{0};
   bool is_main = false;
+  bool fresh = false;     // started, not yet landed on its stack: no jump can run on top of it
   thread_record* record;  // strong reference
   greenlet_impl* parent;  // strong reference; null for a main greenlet
   tool_state tools;

@@ -62,24 +62,75 @@ GREENLETS_ALWAYS_INLINE void prepare_jump(thread_state& ts, greenlet_impl* from,
 
 inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result);
 
+// Where the landing's slow half runs. Without AddressSanitizer it runs on top of the
+// target's stack before the target resumes (Boost.Context's ontop_fcontext), chosen by
+// the jumper, which knows it left work behind: so a landing checks nothing. ASan's
+// fiber hooks must finish a switch before anything else runs on the new stack, once,
+// so there the landing checks `ts.slow` itself.
+#if defined(GREENLETS_ASAN)
+inline constexpr bool slow_on_top = false;
+#else
+inline constexpr bool slow_on_top = true;
+#endif
+
 // First thing after a jump lands in `self`: keep the context of the greenlet that
-// jumped here (its stack is gone if it finished). The payload is already in `result`.
+// jumped here. The payload is already in `result`. `checked`: a greenlet's first
+// landing, which no slow half can run on top of (see jump_slow()).
+template <bool checked = !slow_on_top>
 GREENLETS_ALWAYS_INLINE void landed(thread_state& ts, greenlet_impl* self, fctx::transfer_t t,
                                     value& result) {
   auto* from = static_cast<greenlet_impl*>(t.data);
   tool_after_switch(self->tools, from->tools);
   from->ctx = t.fctx;
-  if (GREENLETS_UNLIKELY(ts.slow != 0)) landed_slow(ts, from, result);
+  if constexpr (checked) {
+    if (GREENLETS_UNLIKELY(ts.slow != 0)) landed_slow(ts, from, result);
+  }
+}
+
+// The slow half of a landing, run on top of the target's stack: `t` is the jump as the
+// target would have seen it. Exceptions leave it into the target's frame, which
+// ontop_fcontext makes this function's caller. The landing then stores a null context
+// into the target itself (running, its saved context means nothing): `t.data` may be
+// gone by then (a finished or orphaned greenlet released here).
+inline fctx::transfer_t land_on_top(fctx::transfer_t t) {
+  thread_state& ts = *tls_state;
+  greenlet_impl* self = ts.current;
+  auto* from = static_cast<greenlet_impl*>(t.data);
+  from->ctx = t.fctx;
+  landed_slow(ts, from, *self->inbox);
+  return {nullptr, self};
+}
+
+// The jump when `ts.slow` says the landing has work: on top of a suspended target's
+// stack, or plainly into one never run (its entry checks; ontop_fcontext needs a
+// context that jump_fcontext saved).
+GREENLETS_NOINLINE inline fctx::transfer_t jump_slow(greenlet_impl* to, greenlet_impl* self) {
+  if (to->fresh) return fctx::jump_fcontext(to->ctx, self);
+  return fctx::ontop_fcontext(to->ctx, self, &land_on_top);
 }
 
 // Jumps to `to` (suspended or just started); what comes back lands in `result`.
+// `known_fast`: the caller checked the switch key, which matches only while `ts.slow`
+// holds no lasting work (tracing, an orphan; see sync_switch_key()), and nothing
+// transient (a pending throw, a finished greenlet) is set outside a jump.
+template <bool known_fast = false>
 GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_event ev,
                                   value& result) {
   greenlet_impl* self = ts.current;
   self->inbox = &result;
   prepare_jump(ts, self, to, ev);
   tool_before_switch(self->tools, to->tools, false);
-  fctx::transfer_t t = fctx::jump_fcontext(to->ctx, self);
+  fctx::transfer_t t;
+  if constexpr (slow_on_top) {
+    if constexpr (known_fast) {
+      GREENLETS_ASSERT(ts.slow == 0, "a switch-key match with slow work pending");
+    } else if (GREENLETS_UNLIKELY(ts.slow != 0)) {
+      t = jump_slow(to, self);
+      landed(ts, self, t, result);
+      return;
+    }
+  }
+  t = fctx::jump_fcontext(to->ctx, self);
   landed(ts, self, t, result);
 }
 
@@ -92,7 +143,8 @@ inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::
   std::exception_ptr failure;
   try {
     value args = std::move(ts.transfer);  // start() made it our inbox
-    landed(ts, self, t, args);            // raises the throw that an unrun greenlet dies of
+    self->fresh = false;
+    landed<true>(ts, self, t, args);  // raises the throw that an unrun greenlet dies of
     if (!self->is(status_unrun)) self->invoke(std::move(args), result);
   } catch (const greenlet_exit& e) {
     result.emplace<greenlet_exit>(e);
@@ -110,7 +162,11 @@ inline void greenlet_entry(fctx::transfer_t t) noexcept {
   greenlet_impl* next = run_greenlet(ts, self, t);
   ts.slow |= slow_finished;  // the greenlet landing next frees this stack
   tool_before_switch(self->tools, next->tools, true);
-  fctx::jump_fcontext(next->ctx, self);
+  if constexpr (slow_on_top) {
+    jump_slow(next, self);
+  } else {
+    fctx::jump_fcontext(next->ctx, self);
+  }
   GREENLETS_ASSERT(false, "a finished greenlet was resumed");
 }
 
@@ -127,6 +183,7 @@ inline void start(thread_state& ts, greenlet_impl* g) {
   g->ctx =
       fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
   g->set(status_started);
+  g->fresh = true;
   g->switch_key.store(ts.record->key(), std::memory_order_relaxed);
   ts.link_active(g);
 }
@@ -303,6 +360,10 @@ GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, 
     ts.orphan = nullptr;
     ts.slow &= ~static_cast<unsigned>(slow_orphan);
     release(o);
+  }
+  if ((ts.slow & slow_lasting) == 0 &&
+      tls_switch_key.load(std::memory_order_relaxed) == no_thread_key) {
+    sync_switch_key(ts);  // the trace function or the orphan is gone
   }
   if (failure) {
     result.reset();

@@ -30,6 +30,9 @@ enum slow_bits : unsigned {
   slow_orphan = 4,             // `orphan` holds a greenlet whose handles all went while it ran
   slow_finished = 8,           // the greenlet that jumped here has finished: free its stack
 };
+// The bits that outlast a switch; while one is set the switch key stays cleared, so that
+// every switch takes the full path (the fast one assumes `slow` is 0).
+inline constexpr unsigned slow_lasting = slow_tracing | slow_orphan;
 
 struct thread_state {
   greenlet_impl* current;
@@ -108,6 +111,16 @@ GREENLETS_COLD inline thread_state& create_thread_state() {
 }
 
 inline void process_kill_queue(thread_state& ts) noexcept;
+
+// Sets this thread's switch key from what it stands for: the thread is alive, no kill is
+// queued, and no lasting slow work is set. Under the record's lock, as a queuing thread
+// clears it there.
+GREENLETS_COLD inline void sync_switch_key(thread_state& ts) noexcept {
+  std::lock_guard<std::mutex> lock(ts.record->mutex);
+  const bool fast = ts.record->alive && !ts.record->kills_pending.load(std::memory_order_relaxed) &&
+                    (ts.slow & slow_lasting) == 0;
+  tls_switch_key.store(fast ? ts.record->key() : no_thread_key, std::memory_order_relaxed);
+}
 
 // A new reference to the running greenlet (whose count another thread may have just
 // dropped to zero: then the queue makes it an orphan first).
