@@ -79,13 +79,10 @@ struct generator_state {
 // The per-item path touches no reference count (each is a locked instruction): the
 // two helpers below read the core's per-thread state directly.
 
-// The running greenlet of this thread, without taking a reference as current() does.
-GREENLETS_ALWAYS_INLINE greenlet_impl* running_greenlet() { return this_thread().current; }
 
 // True if `g` is the greenlet running on this thread (false if none ever ran here).
 GREENLETS_ALWAYS_INLINE bool is_running(const greenlet_impl* g) noexcept {
-  thread_state* ts = tls_state;
-  return ts != nullptr && ts->current == g;
+  return tls_switch.current == g;
 }
 
 // This thread's state if `g` may be jumped to directly from here: started, alive, on
@@ -584,7 +581,7 @@ class generator {
       return resume_slow(op, sent);
     }
     st->item.reset();
-    st->consumer = ts->current;
+    st->consumer = detail::tls_switch.current;
     st->sent = sent;
     st->phase = detail::generator_phase::running;
     try {

@@ -129,7 +129,7 @@ inline greenlet_info make_info(const thread_state& ts, greenlet_impl* g, const v
   i.id = g->number;
   if (g->name) i.name = g->name.get();
   if (g->is_main) i.kind = "main";
-  if (g == ts.current) {
+  if (g == tls_switch.current) {
     i.state = greenlet_state::running;
   } else if (g->is(status_dead)) {
     i.state = greenlet_state::dead;

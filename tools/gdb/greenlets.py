@@ -9,7 +9,7 @@
 #   (gdb) greenlets gcore FILE    # gcore, keeping the greenlet stacks (see below)
 #
 # It reads the library's own records through the program's debug information (build
-# with -g): each thread's `greenlets::detail::tls_state` (the running and main
+# with -g): each thread's `greenlets::detail::tls_state` and `tls_switch` (the running and main
 # greenlets and the list of started, unfinished ones), and its hub loop
 # (`greenlets::detail::loop::tls_loop_`: the tasks, and the greenlets blocked in it with
 # the description each blocking call leaves in its waiter). `greenlets list` prints the
@@ -268,7 +268,7 @@ def _thread_greenlets():
     if ts_ptr is None or int(ts_ptr) == 0:
         return None, []
     ts = ts_ptr.dereference()
-    current = int(ts["current"])
+    current = int(_tls("greenlets::detail::tls_switch")["current"])
     found = [int(ts["main"])]
     p = int(ts["active_head"])
     while p != 0 and len(found) < 10000000:

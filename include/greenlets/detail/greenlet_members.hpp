@@ -26,7 +26,7 @@ namespace greenlets {
 template <class F, class>
 greenlet::greenlet(F&& run) {
   detail::thread_state& ts = detail::this_thread();
-  auto* g = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record, ts.current);
+  auto* g = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record, detail::tls_switch.current);
   detail::share_current(ts);  // the new greenlet's reference to its parent
   g->number = ++ts.created;
   p_ = g;
@@ -46,7 +46,7 @@ greenlet::greenlet(F&& run, greenlet parent) {
 template <class F>
 greenlet::greenlet(F&& run, options opts) {
   detail::thread_state& ts = detail::this_thread();
-  detail::greenlet_impl* p = opts.parent.p_ != nullptr ? opts.parent.p_ : ts.current;
+  detail::greenlet_impl* p = opts.parent.p_ != nullptr ? opts.parent.p_ : detail::tls_switch.current;
   if (p->record != ts.record) detail::throw_foreign("greenlet", "the parent", p);
   auto* g = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record, p);
   if (opts.parent.p_ != nullptr) {
@@ -94,15 +94,16 @@ GREENLETS_ALWAYS_INLINE value greenlet::switch_to(Args&&... args) {
   detail::greenlet_impl* t = p_;
   detail::thread_state* ts;
   // One comparison stands for the thread check (rule 7), the target being started and
-  // alive, and no kill queued by another thread (rule 6); see switchable_here().
+  // alive, no kill queued by another thread (rule 6) and no slow work; see
+  // switchable_here(). The fast path reads no thread_state: only tls_switch.
   if (GREENLETS_LIKELY(t != nullptr && detail::switchable_here(t) &&
-                       t != (ts = detail::tls_state)->current)) {
+                       t != detail::tls_switch.current)) {
     // The inbox is empty: each suspension has a fresh one, written once, just before
     // the jump that resumes it.
     if constexpr (sizeof...(Args) != 0) {
       detail::value_access::assign_empty(*t->inbox, std::forward<Args>(args)...);
     }
-    detail::jump<true>(*ts, t, trace_event::switch_to, result);
+    detail::jump<true>(*detail::tls_state, t, trace_event::switch_to, result);
     return result;
   }
   if (t == nullptr) detail::throw_empty("switch_to");

@@ -169,7 +169,7 @@ class loop {
   // The record of the running greenlet; `op` names the caller in errors.
   wait_ctx& current_ctx(const char* op) {
     // Compared by address: no handle (and no reference count) on the common path.
-    greenlet_impl* const now = this_thread().current;
+    greenlet_impl* const now = running_greenlet();
     if (running_ != nullptr && greenlet_access::get(running_->self) == now) return *running_;
     if (now == greenlet_access::get(main_.self)) return main_;
     return other_ctx(op);

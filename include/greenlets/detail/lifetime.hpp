@@ -27,11 +27,11 @@ inline void kill(thread_state& ts, greenlet_impl* g, bool at_exit) noexcept;
 GREENLETS_COLD GREENLETS_NOINLINE inline void drop_suspended(thread_state& ts,
                                                              greenlet_impl* g) noexcept {
   g->refs.store(1, std::memory_order_relaxed);
-  if (g == ts.current) {
+  if (g == tls_switch.current) {
     // Its last handle went while it runs: the thread keeps it until it switches away.
     ts.orphan = g;
     ts.slow |= slow_orphan;
-    tls_switch_key.store(no_thread_key, std::memory_order_relaxed);  // see slow_lasting
+    tls_switch.key.store(no_thread_key, std::memory_order_relaxed);  // see slow_lasting
     return;
   }
   kill(ts, g, false);
@@ -126,22 +126,23 @@ inline void process_kill_queue(thread_state& ts) noexcept {
     queue.swap(ts.record->kill_queue);
     ts.record->kills_pending.store(false, std::memory_order_relaxed);
     if (ts.record->alive && (ts.slow & slow_lasting) == 0) {
-      tls_switch_key.store(ts.record->key(), std::memory_order_relaxed);
+      tls_switch.key.store(ts.record->key(), std::memory_order_relaxed);
     }
   }
   for (greenlet_impl* g : queue) drop_local(ts, g);
 }
 
-inline thread_state::thread_state() : eh(exception_globals()) {
+inline thread_state::thread_state() {
   tls_blocks.open = true;
   record = new thread_record();
   main = new main_greenlet(record);
-  current = main;
+  tls_switch.current = main;
+  tls_switch.eh = exception_globals();
 }
 
 inline thread_state::~thread_state() {
   tls_state = this;  // still valid while the owner unwinds
-  if (current == main) {
+  if (tls_switch.current == main) {
     // Unwind what is still suspended, newest first, each once.
     for (;;) {
       process_kill_queue(*this);
@@ -157,7 +158,8 @@ inline thread_state::~thread_state() {
     record->switch_key_slot = nullptr;
     late.swap(record->kill_queue);
   }
-  tls_switch_key.store(no_thread_key, std::memory_order_relaxed);
+  tls_switch.key.store(no_thread_key, std::memory_order_relaxed);
+  tls_switch.current = nullptr;
   for (greenlet_impl* g : late) {
     if (!g->is(status_started) || g->is(status_dead)) delete g;
   }

@@ -93,9 +93,8 @@ inline char* overflow_append(char* out, const char* s) noexcept {
 
 // The address `addr` lies in the guard page below the running greenlet's stack.
 inline const greenlet_impl* overflowed_greenlet(const void* addr) noexcept {
-  const thread_state* ts = tls_state;
-  if (ts == nullptr || ts->current == nullptr) return nullptr;
-  const greenlet_impl* g = ts->current;
+  const greenlet_impl* g = tls_switch.current;
+  if (g == nullptr) return nullptr;
   if (g->is_main || g->stack.sp == nullptr) return nullptr;
   const char* bottom = static_cast<const char*>(g->stack.sp) - g->stack.size;
   const char* a = static_cast<const char*>(addr);

@@ -54,8 +54,8 @@ inline void free_stack(greenlet_impl* g) noexcept {
 GREENLETS_ALWAYS_INLINE void prepare_jump(thread_state& ts, greenlet_impl* from, greenlet_impl* to,
                                           trace_event ev) noexcept {
   if (ev != trace_event::switch_to) ts.event = ev;
-  ts.current = to;
-  exception_state* globals = ts.eh;
+  tls_switch.current = to;
+  exception_state* globals = tls_switch.eh;
   std::memcpy(&from->eh, globals, sizeof(exception_state));
   std::memcpy(globals, &to->eh, sizeof(exception_state));
 }
@@ -94,7 +94,7 @@ GREENLETS_ALWAYS_INLINE void landed(thread_state& ts, greenlet_impl* self, fctx:
 // gone by then (a finished or orphaned greenlet released here).
 inline fctx::transfer_t land_on_top(fctx::transfer_t t) {
   thread_state& ts = *tls_state;
-  greenlet_impl* self = ts.current;
+  greenlet_impl* self = tls_switch.current;
   auto* from = static_cast<greenlet_impl*>(t.data);
   from->ctx = t.fctx;
   landed_slow(ts, from, *self->inbox);
@@ -116,7 +116,7 @@ GREENLETS_NOINLINE inline fctx::transfer_t jump_slow(greenlet_impl* to, greenlet
 template <bool known_fast = false>
 GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_event ev,
                                   value& result) {
-  greenlet_impl* self = ts.current;
+  greenlet_impl* self = tls_switch.current;
   self->inbox = &result;
   prepare_jump(ts, self, to, ev);
   tool_before_switch(self->tools, to->tools, false);
@@ -158,7 +158,7 @@ inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::
 // The bottom frame of every greenlet's stack.
 inline void greenlet_entry(fctx::transfer_t t) noexcept {
   thread_state& ts = *tls_state;
-  greenlet_impl* self = ts.current;  // the jumper made us current
+  greenlet_impl* self = tls_switch.current;  // the jumper made us current
   greenlet_impl* next = run_greenlet(ts, self, t);
   ts.slow |= slow_finished;  // the greenlet landing next frees this stack
   tool_before_switch(self->tools, next->tools, true);
@@ -280,7 +280,7 @@ inline greenlet_impl* resolve_target(thread_state& ts, greenlet_impl* t, bool pa
 GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace_event ev,
                                        value& result) {
   t = resolve_target(ts, t, false);
-  if (t == ts.current) {
+  if (t == tls_switch.current) {
     result = std::move(ts.transfer);
     if (ts.slow != 0) {
       ts.event = ev;
@@ -362,7 +362,7 @@ GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, 
     release(o);
   }
   if ((ts.slow & slow_lasting) == 0 &&
-      tls_switch_key.load(std::memory_order_relaxed) == no_thread_key) {
+      tls_switch.key.load(std::memory_order_relaxed) == no_thread_key) {
     sync_switch_key(ts);  // the trace function or the orphan is gone
   }
   if (failure) {

@@ -34,10 +34,20 @@ enum slow_bits : unsigned {
 // every switch takes the full path (the fast one assumes `slow` is 0).
 inline constexpr unsigned slow_lasting = slow_tracing | slow_orphan;
 
+// What the switch's fast path reads and writes, kept out of thread_state in a
+// zero-initialised thread_local: reading it needs no initialisation check, and in an
+// executable each field is one %fs-relative access, with no pointer to load first.
+struct switch_tls {
+  // record->key() while this thread has state, no kill is queued and no lasting slow
+  // work is set (see inactive_key and slow_lasting).
+  std::atomic<std::uintptr_t> key{no_thread_key};
+  greenlet_impl* current = nullptr;  // the running greenlet, once the thread has state
+  exception_state* eh = nullptr;     // the C++ runtime's exception globals of this thread
+};
+inline thread_local switch_tls tls_switch;
+
 struct thread_state {
-  greenlet_impl* current;
   greenlet_impl* main;
-  exception_state* eh;
   thread_record* record;
   unsigned slow = 0;
   trace_event event = trace_event::switch_to;
@@ -74,14 +84,12 @@ struct thread_state {
 // The fast pointer the switch reads, and the owner whose destructor runs at thread exit.
 inline thread_local thread_state* tls_state = nullptr;
 inline thread_local bool tls_state_destroyed = false;
-// record->key() while this thread has state and no kill queued (see inactive_key).
-inline thread_local std::atomic<std::uintptr_t> tls_switch_key{no_thread_key};
 
 // True if `g` is suspended or running on this thread and no kill is queued here: a
 // switch to it needs no other check unless it is the running one.
 GREENLETS_ALWAYS_INLINE bool switchable_here(const greenlet_impl* g) noexcept {
   return g->switch_key.load(std::memory_order_relaxed) ==
-         tls_switch_key.load(std::memory_order_relaxed);
+         tls_switch.key.load(std::memory_order_relaxed);
 }
 
 struct thread_state_owner {
@@ -104,9 +112,9 @@ GREENLETS_COLD inline thread_state& create_thread_state() {
   thread_record* r = owner.state->record;
   {
     std::lock_guard<std::mutex> lock(r->mutex);
-    r->switch_key_slot = &tls_switch_key;
+    r->switch_key_slot = &tls_switch.key;
   }
-  tls_switch_key.store(r->key(), std::memory_order_relaxed);
+  tls_switch.key.store(r->key(), std::memory_order_relaxed);
   return *owner.state;
 }
 
@@ -119,14 +127,14 @@ GREENLETS_COLD inline void sync_switch_key(thread_state& ts) noexcept {
   std::lock_guard<std::mutex> lock(ts.record->mutex);
   const bool fast = ts.record->alive && !ts.record->kills_pending.load(std::memory_order_relaxed) &&
                     (ts.slow & slow_lasting) == 0;
-  tls_switch_key.store(fast ? ts.record->key() : no_thread_key, std::memory_order_relaxed);
+  tls_switch.key.store(fast ? ts.record->key() : no_thread_key, std::memory_order_relaxed);
 }
 
 // A new reference to the running greenlet (whose count another thread may have just
 // dropped to zero: then the queue makes it an orphan first).
 inline greenlet_impl* share_current(thread_state& ts) noexcept {
-  while (!try_add_ref(ts.current)) process_kill_queue(ts);
-  return ts.current;
+  while (!try_add_ref(tls_switch.current)) process_kill_queue(ts);
+  return tls_switch.current;
 }
 
 GREENLETS_COLD GREENLETS_NOINLINE inline thread_state& this_thread_slow() {
@@ -145,10 +153,17 @@ inline void greenlet_impl::operator delete(void* p, std::size_t size) noexcept {
 // This thread's state, created on first use; runs kills queued by other threads. One
 // test covers both: the key is unset without a state and cleared by a queued kill.
 GREENLETS_ALWAYS_INLINE thread_state& this_thread() {
-  if (GREENLETS_UNLIKELY(tls_switch_key.load(std::memory_order_relaxed) == no_thread_key)) {
+  if (GREENLETS_UNLIKELY(tls_switch.key.load(std::memory_order_relaxed) == no_thread_key)) {
     return this_thread_slow();
   }
   return *tls_state;
+}
+
+// The running greenlet of this thread (its state created first if need be), without
+// taking a reference as current() does.
+GREENLETS_ALWAYS_INLINE greenlet_impl* running_greenlet() {
+  (void)this_thread();
+  return tls_switch.current;
 }
 
 }  // namespace greenlets::detail
