@@ -79,7 +79,6 @@ struct generator_state {
 // The per-item path touches no reference count (each is a locked instruction): the
 // two helpers below read the core's per-thread state directly.
 
-
 // True if `g` is the greenlet running on this thread (false if none ever ran here).
 GREENLETS_ALWAYS_INLINE bool is_running(const greenlet_impl* g) noexcept {
   return tls_switch.current == g;

@@ -123,7 +123,7 @@ inline void describe_wait(greenlet_info& g, const info_index& index,
   g.wait = std::move(s);
 }
 
-inline greenlet_info make_info(const thread_state& ts, greenlet_impl* g, const void* here) {
+inline greenlet_info make_info(greenlet_impl* g, const void* here) {
   greenlet_info i;
   if (try_add_ref(g)) i.handle = greenlet_access::adopt(g);
   i.id = g->number;
@@ -183,7 +183,7 @@ inline std::vector<greenlet_info> collect_greenlets() {
   out.reserve(found.size());
   const auto now = std::chrono::steady_clock::now();
   for (greenlet_impl* g : found) {
-    greenlet_info i = make_info(ts, g, &here);
+    greenlet_info i = make_info(g, &here);
     if (l != nullptr && g == greenlet_access::get(l->hub_greenlet())) i.kind = "hub";
     if (auto t = tasks.find(g); t != tasks.end()) {
       i.kind = "task";

@@ -72,14 +72,14 @@ class value {
   value& operator=(const value&) = delete;
 
   /// Destroys the payload.
-  ~value() { reset(); }
+  ~value() {
+    if (GREENLETS_UNLIKELY(vt_bits_ & destroy_flag)) destroy_payload();
+  }
 
   /// Makes the value empty, destroying its payload.
   void reset() noexcept {
-    if (vt_ != nullptr) {
-      if (!(flags_ & trivial_destroy_flag)) vt_->destroy(buf_);
-      vt_ = nullptr;
-    }
+    if (vt_bits_ & destroy_flag) vt()->destroy(buf_);
+    vt_bits_ = 0;
   }
 
   /// Replaces the payload with a `T` built from `args`; returns it.
@@ -101,16 +101,16 @@ class value {
   }
 
   /// True unless the value is empty.
-  bool has_value() const noexcept { return vt_ != nullptr; }
+  bool has_value() const noexcept { return vt_bits_ != 0; }
 
   /// True unless the value is empty.
   explicit operator bool() const noexcept { return has_value(); }
 
   /// The held type: a `std::tuple<...>` for several values, `typeid(void)` when empty.
-  const std::type_info& type() const noexcept { return vt_ ? *vt_->type : typeid(void); }
+  const std::type_info& type() const noexcept { return vt_bits_ != 0 ? *vt()->type : typeid(void); }
 
   /// How many values it carries: 0 when empty, 1, or the size of the held tuple.
-  std::size_t size() const noexcept { return vt_ ? vt_->arity : 0; }
+  std::size_t size() const noexcept { return vt_bits_ != 0 ? vt()->arity : 0; }
 
   /// True if `get<T...>()` would succeed.
   template <class T, class... Ts>
@@ -118,8 +118,8 @@ class value {
     if constexpr (sizeof...(Ts) > 0) {
       return holds<std::tuple<T, Ts...>>();
     } else {
-      if (vt_ == nullptr) return false;
-      if (vt_ == &detail::value_ops<T>::vtable || *vt_->type == typeid(T)) return true;
+      if (vt_bits_ == 0) return false;
+      if (vt_bits_ == tag_of<T>() || *vt()->type == typeid(T)) return true;
       return convertible<T>();
     }
   }
@@ -127,8 +127,8 @@ class value {
   /// A pointer to the payload if it is exactly a `T`, else null.
   template <class T>
   T* get_if() noexcept {
-    if (vt_ == nullptr) return nullptr;
-    if (vt_ != &detail::value_ops<T>::vtable && *vt_->type != typeid(T)) return nullptr;
+    if (vt_bits_ == 0) return nullptr;
+    if (vt_bits_ != tag_of<T>() && *vt()->type != typeid(T)) return nullptr;
     return static_cast<T*>(payload());
   }
 
@@ -149,14 +149,14 @@ class value {
       return std::move(*this).template get<std::tuple<T, Ts...>>();
     } else {
       static_assert(!std::is_reference_v<T>, "get<T>() returns T by value");
-      if (GREENLETS_LIKELY(vt_ == &detail::value_ops<T>::vtable)) {
+      if (GREENLETS_LIKELY(vt_bits_ == tag_of<T>())) {
         // The type is known here: no need to ask the vtable where or how it lives.
         T* p = detail::value_ops<T>::payload(buf_);
         T out(std::move(*p));
         destroy_known<T>(p);
         return out;
       }
-      if (vt_ != nullptr && *vt_->type == typeid(T)) {
+      if (vt_bits_ != 0 && *vt()->type == typeid(T)) {
         T out(std::move(*static_cast<T*>(payload())));
         reset();
         return out;
@@ -178,7 +178,7 @@ class value {
       static_assert(std::is_copy_constructible_v<T>,
                     "get<T>() on an lvalue copies; use std::move(v).get<T>() for move-only types");
       auto* self = const_cast<value*>(this);
-      if (vt_ != nullptr && (vt_ == &detail::value_ops<T>::vtable || *vt_->type == typeid(T))) {
+      if (vt_bits_ != 0 && (vt_bits_ == tag_of<T>() || *vt()->type == typeid(T))) {
         return T(*static_cast<const T*>(self->payload()));
       }
       return self->template convert<T, false>();
@@ -200,8 +200,7 @@ class value {
       std::uint64_t lane[2] = {0, 0};
       std::memcpy(lane, &x, sizeof(T));
       std::memcpy(buf_, lane, sizeof lane);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
+      vt_bits_ = tag_of<T>();
       return *detail::value_ops<T>::payload(buf_);
     } else if constexpr (detail::value_inline<T> && std::is_trivially_copyable_v<T> &&
                          std::is_trivially_destructible_v<T>) {
@@ -211,19 +210,16 @@ class value {
       alignas(std::max_align_t) unsigned char chunk[lanes] = {};
       ::new (static_cast<void*>(chunk)) T(std::forward<Args>(args)...);
       std::memcpy(buf_, chunk, lanes);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
+      vt_bits_ = tag_of<T>();
       return *detail::value_ops<T>::payload(buf_);
     } else if constexpr (detail::value_inline<T>) {
       T* p = ::new (static_cast<void*>(buf_)) T(std::forward<Args>(args)...);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
+      vt_bits_ = tag_of<T>();
       return *p;
     } else {
       T* p = new T(std::forward<Args>(args)...);
       std::memcpy(buf_, &p, sizeof p);
-      vt_ = &detail::value_ops<T>::vtable;
-      flags_ = flags_of<T>();
+      vt_bits_ = tag_of<T>();
       return *p;
     }
   }
@@ -243,7 +239,7 @@ class value {
   }
 
   void* payload() noexcept {
-    if (vt_->on_heap) {
+    if (vt()->on_heap) {
       void* p;
       std::memcpy(&p, buf_, sizeof p);
       return p;
@@ -252,28 +248,38 @@ class value {
   }
 
   void take(value& other) noexcept {
-    vt_ = other.vt_;
-    flags_ = other.flags_;
-    if (vt_ != nullptr) {
-      if (flags_ & memcpy_flag) {
+    vt_bits_ = other.vt_bits_;
+    if (vt_bits_ != 0) {
+      if (vt_bits_ & memcpy_flag) {
         std::memcpy(buf_, other.buf_, sizeof buf_);
       } else {
-        vt_->relocate(buf_, other.buf_);
+        vt()->relocate(buf_, other.buf_);
       }
-      other.vt_ = nullptr;
+      other.vt_bits_ = 0;
     }
   }
 
-  // Kept beside the vtable pointer so that moving and destroying a value need not
-  // load from its vtable (a switch does both).
-  static constexpr unsigned char memcpy_flag = 1;
-  static constexpr unsigned char trivial_destroy_flag = 2;
+  // Kept in the low bits of the vtable's address (a vtable is aligned to 8) so that
+  // moving and destroying a value need not load from its vtable, and destroying an
+  // empty or trivially destroyed one tests one word (a switch does both).
+  static constexpr std::uintptr_t memcpy_flag = 1;
+  static constexpr std::uintptr_t destroy_flag = 2;  // the payload has a destructor to run
+  static constexpr std::uintptr_t flag_mask = 3;
 
   template <class T>
-  static constexpr unsigned char flags_of() noexcept {
+  static std::uintptr_t tag_of() noexcept {
+    static_assert(alignof(detail::value_vtable) > flag_mask);
     constexpr const detail::value_vtable& vt = detail::value_ops<T>::vtable;
-    return static_cast<unsigned char>((vt.relocate_by_memcpy ? memcpy_flag : 0) |
-                                      (vt.trivial_destroy ? trivial_destroy_flag : 0));
+    // Added, not or-ed: the compiler folds it into the symbol's address.
+    return reinterpret_cast<std::uintptr_t>(&vt) + (vt.relocate_by_memcpy ? memcpy_flag : 0) +
+           (vt.trivial_destroy ? 0 : destroy_flag);
+  }
+
+  // Out of line so that the destructor tests the word in memory and loads nothing.
+  GREENLETS_NOINLINE void destroy_payload() noexcept { vt()->destroy(buf_); }
+
+  const detail::value_vtable* vt() const noexcept {
+    return reinterpret_cast<const detail::value_vtable*>(vt_bits_ & ~flag_mask);
   }
 
   template <class T>
@@ -283,7 +289,7 @@ class value {
     } else {
       delete p;
     }
-    vt_ = nullptr;
+    vt_bits_ = 0;
   }
 
   template <class T>
@@ -291,24 +297,24 @@ class value {
     if constexpr (detail::is_tuple<T>::value) {
       return tuple_convertible<T>(std::make_index_sequence<std::tuple_size_v<T>>{});
     } else {
-      return vt_->arity == 1 && !vt_->tuple && detail::element_convertible<T>(*vt_->type);
+      return vt()->arity == 1 && !vt()->tuple && detail::element_convertible<T>(*vt()->type);
     }
   }
 
   template <class Tuple, std::size_t... I>
   bool tuple_convertible(std::index_sequence<I...>) const noexcept {
-    if (vt_->arity != sizeof...(I) || !vt_->tuple) return false;
-    return (detail::element_convertible<std::tuple_element_t<I, Tuple>>(vt_->element_type(I)) &&
+    if (vt()->arity != sizeof...(I) || !vt()->tuple) return false;
+    return (detail::element_convertible<std::tuple_element_t<I, Tuple>>(vt()->element_type(I)) &&
             ...);
   }
 
   template <class T, bool Move>
   T convert() {
-    if (vt_ == nullptr || !convertible<T>()) fail(typeid(T));
+    if (vt_bits_ == 0 || !convertible<T>()) fail(typeid(T));
     if constexpr (detail::is_tuple<T>::value) {
       return convert_tuple<T, Move>(std::make_index_sequence<std::tuple_size_v<T>>{});
     } else {
-      return detail::element_convert<T, Move>(*vt_->type, payload());
+      return detail::element_convert<T, Move>(*vt()->type, payload());
     }
   }
 
@@ -316,7 +322,7 @@ class value {
   Tuple convert_tuple(std::index_sequence<I...>) {
     void* p = payload();
     return Tuple(detail::element_convert<std::tuple_element_t<I, Tuple>, Move>(
-        vt_->element_type(I), vt_->element(p, I))...);
+        vt()->element_type(I), vt()->element(p, I))...);
   }
 
   [[noreturn]] void fail(const std::type_info& requested) const {
@@ -325,8 +331,7 @@ class value {
   }
 
   alignas(std::max_align_t) unsigned char buf_[detail::value_buffer_size];
-  const detail::value_vtable* vt_ = nullptr;
-  unsigned char flags_;  // meaningful only while vt_ is set: an empty value costs one store
+  std::uintptr_t vt_bits_ = 0;  // the vtable's address and flags; 0 when empty
 };
 
 namespace detail {

@@ -26,7 +26,8 @@ namespace greenlets {
 template <class F, class>
 greenlet::greenlet(F&& run) {
   detail::thread_state& ts = detail::this_thread();
-  auto* g = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record, detail::tls_switch.current);
+  auto* g = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record,
+                                                       detail::tls_switch.current);
   detail::share_current(ts);  // the new greenlet's reference to its parent
   g->number = ++ts.created;
   p_ = g;
@@ -46,7 +47,8 @@ greenlet::greenlet(F&& run, greenlet parent) {
 template <class F>
 greenlet::greenlet(F&& run, options opts) {
   detail::thread_state& ts = detail::this_thread();
-  detail::greenlet_impl* p = opts.parent.p_ != nullptr ? opts.parent.p_ : detail::tls_switch.current;
+  detail::greenlet_impl* p =
+      opts.parent.p_ != nullptr ? opts.parent.p_ : detail::tls_switch.current;
   if (p->record != ts.record) detail::throw_foreign("greenlet", "the parent", p);
   auto* g = new detail::user_greenlet<std::decay_t<F>>(std::forward<F>(run), ts.record, p);
   if (opts.parent.p_ != nullptr) {
