@@ -98,15 +98,16 @@ GREENLETS_ALWAYS_INLINE value greenlet::switch_to(Args&&... args) {
   // One comparison stands for the thread check (rule 7), the target being started and
   // alive, no kill queued by another thread (rule 6) and no slow work; see
   // switchable_here(). The fast path reads no thread_state: only tls_switch.
-  if (GREENLETS_LIKELY(t != nullptr && detail::switchable_here(t) &&
-                       t != detail::tls_switch.current)) {
-    // The inbox is empty: each suspension has a fresh one, written once, just before
-    // the jump that resumes it.
-    if constexpr (sizeof...(Args) != 0) {
+  if (GREENLETS_LIKELY(t != nullptr && detail::switchable_here(t))) {
+    if constexpr (sizeof...(Args) == 0) {
+      if (GREENLETS_LIKELY(detail::jump_fast(t, result))) return result;
+    } else if (GREENLETS_LIKELY(t != detail::tls_switch.current)) {
+      // The inbox is empty: each suspension has a fresh one, written once, just before
+      // the jump that resumes it.
       detail::value_access::assign_empty(*t->inbox, std::forward<Args>(args)...);
+      detail::jump_fast<true>(t, result);
+      return result;
     }
-    detail::jump<true>(*detail::tls_state, t, trace_event::switch_to, result);
-    return result;
   }
   if (t == nullptr) detail::throw_empty("switch_to");
   ts = &detail::checked_state("switch_to", t);  // runs the kills queued here
