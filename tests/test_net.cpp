@@ -364,6 +364,42 @@ TEST_CASE("closing a socket wakes a connect in progress", "[net][net4]") {
   }
 }
 
+TEST_CASE("a connect that times out or is killed leaves the socket closed, ready to connect",
+          "[net][net4]") {
+  greenlets::timeout deadline(5s);
+  greenlets::tcp_listener l = greenlets::listen("127.0.0.1", 0, {0, false});
+  const std::uint16_t port = l.local_endpoint().port();
+  std::vector<greenlets::tcp_socket> filled;
+  bool full = false;
+  for (int i = 0; i < 64 && !full; ++i) {
+    try {
+      filled.push_back(greenlets::connect("127.0.0.1", port, 100ms));
+    } catch (const greenlets::timeout_error&) {
+      full = true;
+    }
+  }
+  REQUIRE(full);
+  greenlets::tcp_socket s;
+  CHECK_THROWS_AS(s.connect("127.0.0.1", port, 20ms), greenlets::timeout_error);
+  CHECK_FALSE(s.is_open());
+  CHECK(s.native_handle() == -1);
+  auto killed = spawn([&] { s.connect("127.0.0.1", port); });
+  greenlets::sleep(20ms);
+  CHECK_FALSE(killed.ready());
+  killed.kill();
+  CHECK(killed.ready());
+  CHECK_FALSE(s.is_open());
+  greenlets::tcp_listener other = greenlets::listen("127.0.0.1", 0);
+  auto acceptor = spawn([&] { return other.accept(); });
+  s.connect("127.0.0.1", other.local_endpoint().port(), 2s);
+  CHECK(s.is_open());
+  greenlets::tcp_socket peer = acceptor.get();
+  s.write_all("ok", 2);
+  char buf[2];
+  peer.read_exact(buf, 2);
+  CHECK(std::string(buf, 2) == "ok");
+}
+
 TEST_CASE("killing a task waiting on a socket wakes it and leaves the socket usable",
           "[net][net4]") {
   greenlets::timeout deadline(5s);

@@ -131,7 +131,7 @@ class tcp_socket {
   /// Throws: `std::system_error` with the last address's errno ("greenlets: connect
   /// [::1]:80: Connection refused"); `error` if the name does not resolve or the socket
   /// is open already; `timeout_error` at the deadline (which covers the lookup and
-  /// every address).
+  /// every address). After a deadline, a timeout or a kill the socket is closed.
   void connect(std::string_view host, std::uint16_t port, deadline dl = {}) {
     if (is_open()) throw error("greenlets: connect: the socket is open already");
     const time_point until = dl ? dl.from_now() : time_point{};
@@ -151,9 +151,16 @@ class tcp_socket {
       int err = rc == 0 ? 0 : errno;
       if (err == EINPROGRESS) {
         s.writable = false;
-        // close() from another task or a kill wakes this wait with an exception, and
-        // `s` may be gone then: nothing after it on that path touches the socket.
-        detail::wait_ready(s, true, "connect", up);
+        try {
+          detail::wait_ready(s, true, "connect", up);
+        } catch (const std::system_error&) {
+          throw;  // closed by another task, which may have destroyed the socket too
+        } catch (...) {
+          // A deadline, a timeout scope or a kill: the half-made connection is of no
+          // use, and the socket is left closed, ready for another connect.
+          reset();
+          throw;
+        }
         socklen_t len = sizeof err;
         if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
       }
