@@ -177,9 +177,12 @@ void raise_fd_limit(rlim_t want) {
 
 }  // namespace
 
-TEST_CASE("the patch is linked into this program", "[patch]") { CHECK(greenlets::patched()); }
+TEST_CASE("the patch is linked into this program", "[patch][patch1]") {
+  CHECK(greenlets::patched());
+}
 
-TEST_CASE("ten tasks calling sleep(1) finish in about a second, not ten", "[patch][sleep]") {
+TEST_CASE("ten tasks calling sleep(1) finish in about a second, not ten",
+          "[patch][patch2][sleep]") {
   const auto t0 = clk::now();
   std::vector<greenlets::task<unsigned>> ts;
   for (int i = 0; i < 10; ++i) ts.push_back(spawn([] { return ::sleep(1); }));
@@ -189,7 +192,7 @@ TEST_CASE("ten tasks calling sleep(1) finish in about a second, not ten", "[patc
   CHECK(s < 3.0);
 }
 
-TEST_CASE("usleep, nanosleep and clock_nanosleep park only their task", "[patch][sleep]") {
+TEST_CASE("usleep, nanosleep and clock_nanosleep park only their task", "[patch][patch2][sleep]") {
   const auto t0 = clk::now();
   std::vector<greenlets::task<int>> ts;
   for (int i = 0; i < 10; ++i) {
@@ -219,13 +222,13 @@ TEST_CASE("usleep, nanosleep and clock_nanosleep park only their task", "[patch]
   CHECK(s < 2.0);  // serially: 8 s
 }
 
-TEST_CASE("the main greenlet's plain sleep lets the tasks run", "[patch][sleep]") {
+TEST_CASE("the main greenlet's plain sleep lets the tasks run", "[patch][patch2][sleep]") {
   ticker tick;
   ::usleep(100000);
   CHECK(tick.ticks >= 5);
 }
 
-TEST_CASE("ten libcurl transfers in ten tasks take one delay, not ten", "[patch][curl]") {
+TEST_CASE("ten libcurl transfers in ten tasks take one delay, not ten", "[patch][patch2][curl]") {
   http_server server(200ms);
   const std::string url = server.url();
   const auto t0 = clk::now();
@@ -246,7 +249,7 @@ TEST_CASE("ten libcurl transfers in ten tasks take one delay, not ten", "[patch]
 }
 
 TEST_CASE("libcurl inside a timeout scope fails, and the task sees timeout_error next",
-          "[patch][curl][timeout]") {
+          "[patch][patch4][curl]") {
   http_server server(2s);
   const std::string url = server.url();
   auto t = spawn([url] {
@@ -268,7 +271,7 @@ TEST_CASE("libcurl inside a timeout scope fails, and the task sees timeout_error
   CHECK(rc == CURLE_BAD_FUNCTION_ARGUMENT);
 }
 
-TEST_CASE("a timeout stored by a patched call ends with its scope", "[patch][timeout]") {
+TEST_CASE("a timeout stored by a patched call ends with its scope", "[patch][patch4]") {
   auto t = spawn([] {
     pipe_pair p;
     char c;
@@ -288,7 +291,7 @@ TEST_CASE("a timeout stored by a patched call ends with its scope", "[patch][tim
 TEST_CASE(
     "a timeout scope makes a parked read fail with ETIMEDOUT, then throws at the next "
     "blocking point",
-    "[patch][timeout]") {
+    "[patch][patch4]") {
   pipe_pair p;
   int err = 0;
   bool thrown = false;
@@ -311,7 +314,7 @@ TEST_CASE(
 TEST_CASE(
     "a kill makes a parked read fail with EINTR, and the task dies at its next "
     "blocking point",
-    "[patch][kill]") {
+    "[patch][patch4]") {
   pipe_pair p;
   int err = 0;
   bool after = false;
@@ -330,7 +333,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a kill that finds no blocking point after the C call ends the task when it returns",
-          "[patch][kill]") {
+          "[patch][patch4]") {
   pipe_pair p;
   auto t = spawn([&] {
     char c;
@@ -342,7 +345,7 @@ TEST_CASE("a kill that finds no blocking point after the C call ends the task wh
   CHECK_THROWS_AS(t.get(), greenlets::error);  // killed: no value
 }
 
-TEST_CASE("a thread without a hub is unaffected: its read blocks", "[patch][threads]") {
+TEST_CASE("a thread without a hub is unaffected: its read blocks", "[patch][patch2]") {
   (void)greenlets::hub::current();
   pipe_pair p;
   std::atomic<bool> written{false};
@@ -359,7 +362,7 @@ TEST_CASE("a thread without a hub is unaffected: its read blocks", "[patch][thre
   CHECK_FALSE(read_before_write);
 }
 
-TEST_CASE("a run_in_thread worker's calls are the C library's", "[patch][threads]") {
+TEST_CASE("a run_in_thread worker's calls are the C library's", "[patch][patch2]") {
   pipe_pair p;
   ticker tick;
   auto writer = spawn([&] {
@@ -376,7 +379,7 @@ TEST_CASE("a run_in_thread worker's calls are the C library's", "[patch][threads
   CHECK(tick.ticks >= 3);
 }
 
-TEST_CASE("a plain POSIX socket server serves 500 concurrent clients", "[patch][server]") {
+TEST_CASE("a plain POSIX socket server serves 500 concurrent clients", "[patch][patch2][server]") {
   raise_fd_limit(4096);
   int port = 0;
   const int lfd = plain_listener(port);
@@ -429,7 +432,7 @@ TEST_CASE("a plain POSIX socket server serves 500 concurrent clients", "[patch][
   ::close(lfd);
 }
 
-TEST_CASE("SO_RCVTIMEO and SO_SNDTIMEO are honoured: EAGAIN after the time", "[patch][edge]") {
+TEST_CASE("SO_RCVTIMEO and SO_SNDTIMEO are honoured: EAGAIN after the time", "[patch][patch3]") {
   sock_pair s;
   timeval tv{0, 100000};
   REQUIRE(::setsockopt(s.a, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
@@ -451,7 +454,7 @@ TEST_CASE("SO_RCVTIMEO and SO_SNDTIMEO are honoured: EAGAIN after the time", "[p
   CHECK(static_cast<std::size_t>(n) < big.size());
 }
 
-TEST_CASE("an fd the program made non-blocking still returns EAGAIN at once", "[patch][edge]") {
+TEST_CASE("an fd the program made non-blocking still returns EAGAIN at once", "[patch][patch3]") {
   auto t = spawn([] {
     pipe_pair p;
     const int fl = ::fcntl(p.r, F_GETFL);
@@ -495,7 +498,7 @@ TEST_CASE("an fd the program made non-blocking still returns EAGAIN at once", "[
   t.get();
 }
 
-TEST_CASE("closing an fd another task waits on wakes that task with EBADF", "[patch][edge]") {
+TEST_CASE("closing an fd another task waits on wakes that task with EBADF", "[patch][patch5]") {
   sock_pair s;
   int err = 0;
   auto reader = spawn([&] {
@@ -511,7 +514,7 @@ TEST_CASE("closing an fd another task waits on wakes that task with EBADF", "[pa
   CHECK(err == EBADF);
 }
 
-TEST_CASE("poll with a timeout returns 0 after it, and others run meanwhile", "[patch][poll]") {
+TEST_CASE("poll with a timeout returns 0 after it, and others run meanwhile", "[patch][patch6]") {
   pipe_pair p;
   ticker tick;
   pollfd q{p.r, POLLIN, 0};
@@ -525,7 +528,7 @@ TEST_CASE("poll with a timeout returns 0 after it, and others run meanwhile", "[
   CHECK(::poll(nullptr, 0, 20) == 0);
 }
 
-TEST_CASE("poll and select on several fds wake on the first ready", "[patch][poll]") {
+TEST_CASE("poll and select on several fds wake on the first ready", "[patch][patch6]") {
   pipe_pair a, b, c;
   auto writer = spawn([&] {
     greenlets::sleep(50ms);
@@ -567,7 +570,7 @@ TEST_CASE("poll and select on several fds wake on the first ready", "[patch][pol
   CHECK_FALSE(FD_ISSET(a.r, &rd));
 }
 
-TEST_CASE("errno is preserved across a call that parked and succeeded", "[patch][edge]") {
+TEST_CASE("errno is preserved across a call that parked and succeeded", "[patch][patch3]") {
   pipe_pair p;
   auto writer = spawn([&] {
     greenlets::sleep(20ms);
@@ -593,7 +596,7 @@ TEST_CASE("errno is preserved across a call that parked and succeeded", "[patch]
 }
 
 TEST_CASE("getaddrinfo of a name runs on the hub's thread pool while others progress",
-          "[patch][dns]") {
+          "[patch][patch7]") {
   ticker tick;
   addrinfo hints{};
   hints.ai_family = AF_INET;
@@ -612,7 +615,7 @@ TEST_CASE("getaddrinfo of a name runs on the hub's thread pool while others prog
   ::freeaddrinfo(res);
 }
 
-TEST_CASE("two tasks reading one fd both wait, neither sees an exception", "[patch][edge]") {
+TEST_CASE("two tasks reading one fd both wait, neither sees an exception", "[patch][patch5]") {
   sock_pair s;
   std::vector<greenlets::task<ssize_t>> rs;
   for (int i = 0; i < 2; ++i) {
@@ -628,7 +631,7 @@ TEST_CASE("two tasks reading one fd both wait, neither sees an exception", "[pat
   CHECK(rs[1].get() == 1);
 }
 
-TEST_CASE("a blocking send of more than the socket buffer sends it all", "[patch][edge]") {
+TEST_CASE("a blocking send of more than the socket buffer sends it all", "[patch][patch3]") {
   sock_pair s;
   std::vector<char> big(4 << 20, 'q');
   std::size_t got = 0;
@@ -646,7 +649,7 @@ TEST_CASE("a blocking send of more than the socket buffer sends it all", "[patch
   CHECK(got == big.size());
 }
 
-TEST_CASE("a write to a pipe of more than PIPE_BUF does not block the thread", "[patch][edge]") {
+TEST_CASE("a write to a pipe of more than PIPE_BUF does not block the thread", "[patch][patch3]") {
   pipe_pair p;
   std::vector<char> big(1 << 20, 'p');
   std::size_t got = 0;
@@ -664,7 +667,7 @@ TEST_CASE("a write to a pipe of more than PIPE_BUF does not block the thread", "
   CHECK(got == big.size());
 }
 
-TEST_CASE("readv, writev, sendmsg and recvmsg wait cooperatively", "[patch][edge]") {
+TEST_CASE("readv, writev, sendmsg and recvmsg wait cooperatively", "[patch][patch2]") {
   pipe_pair p;
   auto w = spawn([&] {
     greenlets::sleep(20ms);
@@ -708,7 +711,7 @@ TEST_CASE("readv, writev, sendmsg and recvmsg wait cooperatively", "[patch][edge
   CHECK(w3.get() == 4);
 }
 
-TEST_CASE("recvfrom and sendto on UDP, recv with MSG_WAITALL", "[patch][edge]") {
+TEST_CASE("recvfrom and sendto on UDP, recv with MSG_WAITALL", "[patch][patch3]") {
   const int u = ::socket(AF_INET, SOCK_DGRAM, 0);
   REQUIRE(u >= 0);
   sockaddr_in a{};
@@ -744,7 +747,8 @@ TEST_CASE("recvfrom and sendto on UDP, recv with MSG_WAITALL", "[patch][edge]") 
   dribble.join();
 }
 
-TEST_CASE("connect on a blocking socket waits cooperatively and reports refusal", "[patch][edge]") {
+TEST_CASE("connect on a blocking socket waits cooperatively and reports refusal",
+          "[patch][patch3]") {
   int port = 0;
   const int lfd = plain_listener(port);
   ticker tick;
@@ -759,7 +763,7 @@ TEST_CASE("connect on a blocking socket waits cooperatively and reports refusal"
   CHECK(errno == ECONNREFUSED);
 }
 
-TEST_CASE("the library's own sockets work beside the patch", "[patch][net]") {
+TEST_CASE("the library's own sockets work beside the patch", "[patch][patch1]") {
   greenlets::tcp_listener l = greenlets::listen("127.0.0.1", 0);
   auto server = spawn([&] {
     greenlets::tcp_socket s = l.accept();
