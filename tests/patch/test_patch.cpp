@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -777,4 +778,68 @@ TEST_CASE("the library's own sockets work beside the patch", "[patch][patch1]") 
   c.read_exact(back, 5);
   CHECK(std::string(back, 5) == "howdy");
   server.get();
+}
+
+TEST_CASE("poll for nothing but a hang-up wakes when the other end closes", "[patch][patch6]") {
+  pipe_pair p;
+  auto closer = spawn([&] {
+    greenlets::sleep(20ms);
+    ::close(p.w);
+    p.w = -1;
+  });
+  pollfd q{p.r, 0, 0};
+  const auto t0 = clk::now();
+  CHECK(::poll(&q, 1, 5000) == 1);
+  CHECK((q.revents & POLLHUP) != 0);
+  CHECK(seconds_since(t0) < 2.0);
+  closer.join();
+}
+
+TEST_CASE("a pipe made again under a number the patch waited on is waited on afresh",
+          "[patch][patch3]") {
+  greenlets::timeout deadline(5s);
+  int number = -1;
+  {
+    pipe_pair p;
+    auto w = spawn([&] {
+      greenlets::sleep(10ms);
+      return ::write(p.w, "1", 1);
+    });
+    char c;
+    CHECK(::read(p.r, &c, 1) == 1);  // the patch registers p.r with the hub
+    CHECK(w.get() == 1);
+    number = p.r;
+    // Closed inside the C library (fclose), where the patch does not see it.
+    FILE* f = ::fdopen(p.r, "r");
+    REQUIRE(f != nullptr);
+    std::fclose(f);
+    p.r = -1;
+  }
+  pipe_pair q;
+  REQUIRE((q.r == number || q.w == number));
+  const int rd = q.r == number ? q.r : q.w;  // the end that reuses the number
+  if (rd == q.r) {
+    auto w = spawn([&] {
+      greenlets::sleep(10ms);
+      return ::write(q.w, "2", 1);
+    });
+    char c;
+    CHECK(::read(q.r, &c, 1) == 1);
+    CHECK(w.get() == 1);
+  } else {
+    // The write end got the number: fill the pipe, then a reader drains it.
+    std::vector<char> big(1 << 20, 'x');
+    std::size_t got = 0;
+    auto r = spawn([&] {
+      std::vector<char> buf(65536);
+      while (got < big.size()) {
+        const ssize_t n = ::read(q.r, buf.data(), buf.size());
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+      }
+    });
+    CHECK(::write(q.w, big.data(), big.size()) == static_cast<ssize_t>(big.size()));
+    r.join();
+    CHECK(got == big.size());
+  }
 }

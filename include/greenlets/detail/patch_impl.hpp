@@ -285,21 +285,25 @@ inline fd_watch* watch_of(loop& l, int fd) noexcept {
 }
 
 // Registers the watch for the fd's current generation; false if epoll refuses the fd.
-inline bool arm(fd_watch& w) noexcept {
+// Sockets come only from calls the patch sees (a new generation each), so a registration
+// of the same generation is still there; other fds (pipes, terminals) may be closed and
+// made again behind its back (fclose, pclose, pipe, open), so their registration is
+// checked at each wait (EPOLL_CTL_MOD fails with ENOENT once it is gone).
+inline bool arm(fd_watch& w, bool trust) noexcept {
   const std::uint32_t gen = gen_of(info(w.fd));
-  if (w.registered && w.gen == gen) return true;
+  if (w.registered && w.gen == gen && trust) return true;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&w)) | fd_watcher_tag;
   const int ep = w.l->epoll_handle();
-  if (::epoll_ctl(ep, EPOLL_CTL_ADD, w.fd, &ev) != 0 &&
-      (errno != EEXIST || ::epoll_ctl(ep, EPOLL_CTL_MOD, w.fd, &ev) != 0)) {
-    w.registered = false;
-    return false;
-  }
-  w.registered = true;
+  const bool ok = w.registered
+                      ? ::epoll_ctl(ep, EPOLL_CTL_MOD, w.fd, &ev) == 0 ||
+                            (errno == ENOENT && ::epoll_ctl(ep, EPOLL_CTL_ADD, w.fd, &ev) == 0)
+                      : ::epoll_ctl(ep, EPOLL_CTL_ADD, w.fd, &ev) == 0 ||
+                            (errno == EEXIST && ::epoll_ctl(ep, EPOLL_CTL_MOD, w.fd, &ev) == 0);
+  w.registered = ok;
   w.gen = gen;
-  return true;
+  return ok;
 }
 
 // Wakes the patch's waiters on `fd` (and the hub's wait_fd waiters) with EBADF and
@@ -457,7 +461,7 @@ inline int park_fd(const caller& k, int fd, bool read, bool write,
     pollfd p{fd, static_cast<short>((read ? POLLIN : 0) | (write ? POLLOUT : 0)), 0};
     return park_set(k, &p, 1, until);
   }
-  if (!arm(*wt)) return parked_cannot;
+  if (!arm(*wt, (info(fd) & kind_mask) == kind_socket)) return parked_cannot;
   waiter w(*k.c, read ? (write ? "poll (patched)" : "read (patched)") : "write (patched)");
   w.fd = fd;
   if (read) wt->reader = &w;
@@ -475,6 +479,19 @@ inline int park_until(const caller& k, time_point until) noexcept {
   waiter w(*k.c, "sleep (patched)");
   const int rc = guarded(*k.c, [&] { return k.l->block_until(w, until); });
   return rc == EAGAIN ? 0 : rc;
+}
+
+// A timespec as a duration, at most a century (a sleep for ever, without overflow).
+inline std::chrono::nanoseconds to_ns(const timespec& t) noexcept {
+  constexpr time_t century = 100LL * 365 * 24 * 3600;
+  return std::chrono::seconds(t.tv_sec < century ? t.tv_sec : century) +
+         std::chrono::nanoseconds(t.tv_nsec);
+}
+inline timespec to_timespec(std::chrono::nanoseconds d) noexcept {
+  timespec t{};
+  t.tv_sec = static_cast<time_t>(d.count() / 1000000000);
+  t.tv_nsec = static_cast<long>(d.count() % 1000000000);
+  return t;
 }
 
 // ---- The calls ------------------------------------------------------------------
@@ -832,8 +849,10 @@ inline int poll_until(const caller& k, pollfd* fds, nfds_t n, const time_point* 
     if (live == 0) {
       rc = until != nullptr ? park_until(k, *until) : park_until(k, time_point::max());
       if (rc == 0) rc = EAGAIN;
-    } else if (live == 1 &&
+    } else if (live == 1 && (fds[one].events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)) != 0 &&
                (fds[one].events & ~(POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)) == 0) {
+      // One fd, for reading and/or writing: the hub waits on it (else, for a hang-up
+      // or urgent data only, below).
       const auto e = static_cast<unsigned>(fds[one].events);
       rc = park_fd(k, fds[one].fd, (e & (POLLIN | POLLRDNORM)) != 0,
                    (e & (POLLOUT | POLLWRNORM)) != 0, until);
@@ -896,8 +915,7 @@ inline int select_impl(int nfds, fd_set* rd, fd_set* wr, fd_set* ex, timeval* tv
     return -1;
   }
   time_point until{};
-  if (tv != nullptr)
-    until = after(std::chrono::seconds(tv->tv_sec) + std::chrono::microseconds(tv->tv_usec));
+  if (tv != nullptr) until = after(to_ns(timespec{tv->tv_sec, tv->tv_usec * 1000}));
   int r = real_poll()(p.data(), p.size(), 0);
   if (r == 0) r = poll_until(k, p.data(), p.size(), tv != nullptr ? &until : nullptr, saved);
   if (r < 0) return r;
@@ -943,16 +961,6 @@ inline int sleep_for(const caller& k, std::chrono::nanoseconds d,
                          : std::chrono::nanoseconds::zero();
   }
   return rc;
-}
-
-inline std::chrono::nanoseconds to_ns(const timespec& t) noexcept {
-  return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
-}
-inline timespec to_timespec(std::chrono::nanoseconds d) noexcept {
-  timespec t{};
-  t.tv_sec = static_cast<time_t>(d.count() / 1000000000);
-  t.tv_nsec = static_cast<long>(d.count() % 1000000000);
-  return t;
 }
 
 inline int clock_nanosleep_impl(clockid_t clock, int flags, const timespec* req,
