@@ -843,3 +843,54 @@ TEST_CASE("a pipe made again under a number the patch waited on is waited on afr
     CHECK(got == big.size());
   }
 }
+
+TEST_CASE("C code retrying EINTR after a kill blocks cooperatively, then the kill lands",
+          "[patch][patch4]") {
+  pipe_pair p;
+  int eintrs = 0;
+  ssize_t result = 0;
+  bool after = false;
+  auto t = spawn([&] {
+    char c;
+    ssize_t r;
+    while ((r = ::read(p.r, &c, 1)) == -1 && errno == EINTR) ++eintrs;
+    result = r;
+    greenlets::sleep(0s);  // greenlet_exit here
+    after = true;
+  });
+  ticker tick;
+  greenlets::sleep(10ms);
+  t.kill(std::make_exception_ptr(greenlets::greenlet_exit{}), false);
+  greenlets::sleep(30ms);
+  const int ticks_while_retrying = tick.ticks;
+  CHECK(::write(p.w, "k", 1) == 1);
+  greenlets::timeout deadline(5s);
+  t.join();
+  CHECK(eintrs == 1);  // one failure, then the retry parked again
+  CHECK(result == 1);
+  CHECK_FALSE(after);
+  CHECK(ticks_while_retrying >= 3);  // the retry did not spin the thread
+}
+
+TEST_CASE("a kill replaces a timeout a patched call kept", "[patch][patch4]") {
+  pipe_pair p;
+  int first = 0, second = 0;
+  bool timed_out = false;
+  auto t = spawn([&] {
+    try {
+      greenlets::timeout scope(20ms);
+      char c;
+      if (::read(p.r, &c, 1) < 0) first = errno;   // ETIMEDOUT, kept
+      if (::read(p.r, &c, 1) < 0) second = errno;  // parks again; the kill ends it
+      greenlets::sleep(0s);
+    } catch (const greenlets::timeout_error&) {
+      timed_out = true;
+    }
+  });
+  greenlets::sleep(50ms);
+  t.kill();
+  CHECK(t.ready());
+  CHECK(first == ETIMEDOUT);
+  CHECK(second == EINTR);
+  CHECK_FALSE(timed_out);
+}
