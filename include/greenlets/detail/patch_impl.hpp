@@ -76,24 +76,43 @@ namespace greenlets::detail::patch {
 }
 
 // Resolved on first use (a call may come before static initialisation); a race resolves
-// twice to the same address.
+// twice to the same address. Out of line, so that the fast path saves no registers.
+GREENLETS_NOINLINE GREENLETS_COLD inline void* resolve_slow(std::atomic<void*>& slot,
+                                                            const char* name) noexcept {
+  void* p = ::dlsym(RTLD_NEXT, name);
+  if (p == nullptr) missing(name);
+  slot.store(p, std::memory_order_release);
+  return p;
+}
+
 template <class F>
 inline F* resolve(std::atomic<void*>& slot, const char* name) noexcept {
   void* p = slot.load(std::memory_order_acquire);
-  if (GREENLETS_UNLIKELY(p == nullptr)) {
-    p = ::dlsym(RTLD_NEXT, name);
-    if (p == nullptr) missing(name);
-    slot.store(p, std::memory_order_release);
-  }
+  if (GREENLETS_UNLIKELY(p == nullptr)) p = resolve_slow(slot, name);
   return reinterpret_cast<F*>(p);
 }
 
-#define GREENLETS_PATCH_REAL(name, ...)      \
-  using name##_fn = __VA_ARGS__;             \
-  inline name##_fn* real_##name() noexcept { \
-    static std::atomic<void*> slot{nullptr}; \
-    return resolve<name##_fn>(slot, #name);  \
-  }
+// The C library's `name`: real_name()(args...), or, on the paths where every
+// instruction counts (the library's own calls), call_real<name_fn>(slot_name, ...).
+#define GREENLETS_PATCH_REAL(name, ...)           \
+  using name##_fn = __VA_ARGS__;                  \
+  inline std::atomic<void*> slot_##name{nullptr}; \
+  inline name##_fn* real_##name() noexcept { return resolve<name##_fn>(slot_##name, #name); }
+
+template <class F, class... A>
+GREENLETS_NOINLINE GREENLETS_COLD auto call_first(std::atomic<void*>& slot, const char* name,
+                                                  A... a) {
+  return reinterpret_cast<F*>(resolve_slow(slot, name))(a...);
+}
+
+// Both ways out are tail calls: nothing saved, nothing restored.
+// Not noexcept (the C library throws nothing): a noexcept caller could not jump.
+template <class F, class... A>
+inline auto call_real(std::atomic<void*>& slot, const char* name, A... a) {
+  void* p = slot.load(std::memory_order_acquire);
+  if (GREENLETS_UNLIKELY(p == nullptr)) return call_first<F>(slot, name, a...);
+  return reinterpret_cast<F*>(p)(a...);
+}
 
 GREENLETS_PATCH_REAL(sleep, unsigned(unsigned))
 GREENLETS_PATCH_REAL(usleep, int(useconds_t))
@@ -1244,16 +1263,16 @@ GREENLETS_PATCH_API int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fd
 
 // What the library's own fds use (greenlets/detail/sys.hpp): the C library directly.
 GREENLETS_PATCH_API ssize_t greenlets_real_recv(int fd, void* buf, size_t n, int flags) {
-  return gp::real_recv()(fd, buf, n, flags);
+  return gp::call_real<gp::recv_fn>(gp::slot_recv, "recv", fd, buf, n, flags);
 }
 GREENLETS_PATCH_API ssize_t greenlets_real_send(int fd, const void* buf, size_t n, int flags) {
-  return gp::real_send()(fd, buf, n, flags);
+  return gp::call_real<gp::send_fn>(gp::slot_send, "send", fd, buf, n, flags);
 }
 GREENLETS_PATCH_API ssize_t greenlets_real_read(int fd, void* buf, size_t n) {
-  return gp::real_read()(fd, buf, n);
+  return gp::call_real<gp::read_fn>(gp::slot_read, "read", fd, buf, n);
 }
 GREENLETS_PATCH_API ssize_t greenlets_real_write(int fd, const void* buf, size_t n) {
-  return gp::real_write()(fd, buf, n);
+  return gp::call_real<gp::write_fn>(gp::slot_write, "write", fd, buf, n);
 }
 GREENLETS_PATCH_API int greenlets_real_close(int fd) {
   gp::renew(fd, gp::kind_unknown);
@@ -1265,7 +1284,7 @@ GREENLETS_PATCH_API int greenlets_real_accept4(int fd, sockaddr* addr, socklen_t
   return r;
 }
 GREENLETS_PATCH_API int greenlets_real_connect(int fd, const sockaddr* addr, socklen_t len) {
-  return gp::real_connect()(fd, addr, len);
+  return gp::call_real<gp::connect_fn>(gp::slot_connect, "connect", fd, addr, len);
 }
 GREENLETS_PATCH_API int greenlets_real_socket(int domain, int type, int protocol) {
   const int r = gp::real_socket()(domain, type, protocol);
