@@ -460,12 +460,19 @@ inline int park_set(const caller& k, const pollfd* fds, nfds_t n,
     // Other refusals (a regular file) are fds poll() reports ready anyway.
   }
   waiter w(*k.c, "poll (patched)");
+  bool refused = false;
   int rc = guarded(*k.c, [&] {
-    k.l->wait_fd(w, ep, false, "poll (patched)", until);
+    try {
+      k.l->wait_fd(w, ep, false, "poll (patched)", until);
+    } catch (const error&) {
+      // Before parking (w.fd still -1), only epoll refusing the set throws: that is
+      // no exception for the task to keep.
+      if (w.fd >= 0) throw;
+      refused = true;
+    }
     return !w.timed_out;
   });
-  // wait_fd throws before parking only if epoll refused the set (w.fd stays -1).
-  if (rc != parked_ready && rc != EAGAIN && w.fd < 0) rc = parked_cannot;
+  if (refused) rc = parked_cannot;
   real_close()(ep);
   return rc;
 }
