@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <greenlets/greenlets.hpp>
+#include <greenlets/patch.hpp>
 
 using namespace std::chrono_literals;
 using greenlets::spawn;
@@ -196,4 +197,22 @@ TEST_CASE("a run_in_thread caller that times out leaves the worker's result behi
   CHECK_FALSE(r.has_value());
   while (!finished) greenlets::sleep(1ms);
   greenlets::sleep(2ms);
+}
+
+TEST_CASE("without the patch nothing is interposed: a plain usleep holds the thread",
+          "[hub][patch1]") {
+  CHECK_FALSE(greenlets::patched());
+  int ticks = 0;
+  auto ticker = greenlets::spawn([&] {
+    for (int i = 0; i < 3; ++i) {
+      ++ticks;
+      greenlets::sleep(1ms);
+    }
+  });
+  auto sleeper = greenlets::spawn([] { ::usleep(50000); });
+  greenlets::sleep(0s);  // both start: the ticker ticks once, then the sleeper holds the thread
+  sleeper.join();
+  CHECK(ticks == 1);
+  ticker.join();
+  CHECK(ticks == 3);
 }

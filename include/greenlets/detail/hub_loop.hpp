@@ -32,6 +32,7 @@
 
 #include "greenlets/detail/config.hpp"
 #include "greenlets/detail/hub_lists.hpp"
+#include "greenlets/detail/sys.hpp"
 #include "greenlets/detail/worker_pool.hpp"
 #include "greenlets/error.hpp"
 #include "greenlets/greenlet.hpp"
@@ -79,8 +80,13 @@ struct wait_ctx : blocked_hook {
   waiter* blocked = nullptr;          // the wait it is suspended in
   timeout_timer* timeouts = nullptr;  // innermost armed `timeout` scope
   std::exception_ptr kill_pending;    // a kill for its next blocking point
-  std::size_t undelivered = 0;        // expired timeouts not thrown yet
-  bool raw = false;                   // neither a task nor the main greenlet
+  // What interrupted a C library call the patch made cooperative (greenlets/patch.hpp):
+  // no exception may cross the C frames, so it waits here for the next blocking point in
+  // C++ code. `deferred_scope` is the `timeout` scope it came from, if any.
+  std::exception_ptr deferred;
+  const timeout_timer* deferred_scope = nullptr;
+  std::size_t undelivered = 0;  // expired timeouts not thrown yet
+  bool raw = false;             // neither a task nor the main greenlet
 };
 
 // One blocking call in progress; lives on the blocked greenlet's stack.
@@ -175,6 +181,24 @@ class loop {
     return other_ctx(op);
   }
 
+  // The record of the running greenlet if it is a task or the main greenlet, else null
+  // (the hub itself, a plain greenlet): the patch makes only those calls cooperative.
+  wait_ctx* task_or_main_ctx() noexcept {
+    const thread_state* ts = tls_state;  // exists with the loop; nothing to create
+    if (ts == nullptr) return nullptr;
+    greenlet_impl* const now = ts->current;
+    if (running_ != nullptr && greenlet_access::get(running_->self) == now) return running_;
+    if (now == greenlet_access::get(main_.self)) return &main_;
+    return nullptr;
+  }
+
+  // State the patch keeps per hub (its fd registrations); destroyed with the loop, after
+  // the tasks were unwound.
+  struct extension {
+    virtual ~extension() = default;
+  };
+  std::unique_ptr<extension>& patch_state() noexcept { return patch_; }
+
   // current_ctx() for the hub itself (an error) and greenlets neither task nor main.
   GREENLETS_NOINLINE wait_ctx& other_ctx(const char* op) {
     greenlet me = current();
@@ -196,7 +220,7 @@ class loop {
   // Forgets the record of a plain greenlet once nothing refers to it.
   void release_ctx(wait_ctx& c) noexcept {
     if (c.raw && c.blocked == nullptr && c.timeouts == nullptr && c.undelivered == 0 &&
-        !c.kill_pending) {
+        !c.kill_pending && !c.deferred) {
       forget_ctx(c);
       raw_.erase(c.self);
     }
@@ -207,7 +231,9 @@ class loop {
   void block(waiter& w) {
     wait_ctx& c = *w.ctx;
     try {
-      if (GREENLETS_UNLIKELY(c.kill_pending || c.undelivered != 0)) deliver_pending(c);
+      if (GREENLETS_UNLIKELY(c.kill_pending || c.undelivered != 0 || c.deferred)) {
+        deliver_pending(c);
+      }
       if (GREENLETS_UNLIKELY(dying_)) {
         throw error("greenlets: the thread's hub is shutting down; nothing may block now");
       }
@@ -316,6 +342,11 @@ class loop {
       t.delivered = true;
       --c.undelivered;
     }
+    // A timeout a patched C call stored for later means nothing outside its scope.
+    if (GREENLETS_UNLIKELY(c.deferred_scope == &t)) {
+      c.deferred = nullptr;
+      c.deferred_scope = nullptr;
+    }
     for (timeout_timer** p = &c.timeouts; *p != nullptr; p = &(*p)->outer) {
       if (*p == &t) {
         *p = t.outer;
@@ -337,7 +368,7 @@ class loop {
       const std::uint64_t one = 1;
       ssize_t n;
       do {
-        n = ::write(event_fd_, &one, sizeof one);
+        n = sys::write(event_fd_, &one, sizeof one);
       } while (n < 0 && errno == EINTR);
     }
   }
@@ -361,6 +392,11 @@ class loop {
   // fd waits: one reader and one writer per fd.
   void wait_fd(waiter& w, int fd, bool write, const char* op, const hub_clock::time_point* until);
   void cancel_fd(int fd, std::exception_ptr e) noexcept;
+  // True if a greenlet waits on `fd` in that direction through wait_fd().
+  bool fd_waiting(int fd, bool write) const noexcept {
+    auto it = fds_.find(fd);
+    return it != fds_.end() && (write ? it->second.writer : it->second.reader) != nullptr;
+  }
 
   // fd_watcher registrations: the epoll set, and the count of greenlets waiting on a
   // watcher (fd waits: the loop polls for them, and they keep loop_exit away).
@@ -434,7 +470,7 @@ class loop {
       throw error(std::string("greenlets: hub: epoll_create1: ") + std::strerror(errno));
     event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (event_fd_ < 0) {
-      ::close(epoll_fd_);
+      sys::close(epoll_fd_);
       throw error(std::string("greenlets: hub: eventfd: ") + std::strerror(errno));
     }
     epoll_event ev{};
@@ -490,6 +526,12 @@ class loop {
     if (c.kill_pending) {
       std::exception_ptr e = std::move(c.kill_pending);
       c.kill_pending = nullptr;
+      std::rethrow_exception(e);
+    }
+    if (c.deferred) {
+      std::exception_ptr e = std::move(c.deferred);
+      c.deferred = nullptr;
+      c.deferred_scope = nullptr;
       std::rethrow_exception(e);
     }
     timeout_timer* first = nullptr;
@@ -601,7 +643,7 @@ class loop {
     }
     if (ev.data.fd == event_fd_) {
       std::uint64_t count;
-      while (::read(event_fd_, &count, sizeof count) > 0) {
+      while (sys::read(event_fd_, &count, sizeof count) > 0) {
       }
       return;
     }
@@ -664,6 +706,7 @@ class loop {
   std::unique_ptr<worker_pool> workers_;
   std::size_t worker_count_ = 10;
   bool dying_ = false;
+  std::unique_ptr<extension> patch_;
 };
 
 inline void waiter::resume(run_hook& h) {
@@ -785,8 +828,8 @@ inline loop::~loop() {
   while (run_hook* h = runq_.pop_front()) (void)h;
   while (timer_node* t = timers_.top()) timers_.erase(*t);
   hub_ = greenlet();  // unwinds the loop itself
-  ::close(event_fd_);
-  ::close(epoll_fd_);
+  sys::close(event_fd_);
+  sys::close(epoll_fd_);
   tls_loop_ = nullptr;
   tls_destroyed_ = true;
 }

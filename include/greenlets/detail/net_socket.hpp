@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "greenlets/detail/hub_loop.hpp"
+#include "greenlets/detail/sys.hpp"
 #include "greenlets/hub/errors.hpp"
 #include "greenlets/hub/thread_pool.hpp"
 #include "greenlets/hub/timeout.hpp"
@@ -175,7 +176,7 @@ inline void close_state(socket_state& s, const char* op) noexcept {
     // A dup of the fd would keep the registration (and this state's address) alive.
     if (s.registered) ::epoll_ctl(s.l->epoll_handle(), EPOLL_CTL_DEL, s.fd, nullptr);
   }
-  ::close(s.fd);
+  sys::close(s.fd);
   s.fd = -1;
   s.registered = false;
 }

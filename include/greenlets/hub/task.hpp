@@ -59,6 +59,12 @@ struct task_base : task_hook, run_hook, pool_hook, std::enable_shared_from_this<
     phase = task_phase::running;
     try {
       invoke();
+      // What interrupted a patched C call and found no blocking point after it.
+      if (GREENLETS_UNLIKELY(ctx.deferred != nullptr)) {
+        std::exception_ptr e = std::move(ctx.deferred);
+        ctx.deferred = nullptr;
+        std::rethrow_exception(e);
+      }
     } catch (const greenlet_exit&) {
       killed = true;
     } catch (...) {
@@ -70,6 +76,8 @@ struct task_base : task_hook, run_hook, pool_hook, std::enable_shared_from_this<
   void finish() noexcept {
     phase = task_phase::done;
     ctx.kill_pending = nullptr;
+    ctx.deferred = nullptr;
+    ctx.deferred_scope = nullptr;
     loop& l = loop::local();
     while (wait_hook* h = joiners.pop_front()) l.wake(static_cast<waiter&>(*h));
     loop::remove_task(*this);

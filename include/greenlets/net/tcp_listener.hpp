@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "greenlets/detail/net_socket.hpp"
+#include "greenlets/detail/sys.hpp"
 #include "greenlets/net/deadline.hpp"
 #include "greenlets/net/endpoint.hpp"
 #include "greenlets/net/tcp_socket.hpp"
@@ -90,8 +91,8 @@ class tcp_listener {
       if (s.readable) {
         sockaddr_storage a{};
         socklen_t len = sizeof a;
-        const int fd =
-            ::accept4(s.fd, reinterpret_cast<sockaddr*>(&a), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        const int fd = detail::sys::accept4(s.fd, reinterpret_cast<sockaddr*>(&a), &len,
+                                            SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
           auto st = std::make_unique<detail::socket_state>(fd, "socket");
           st->peer = endpoint(reinterpret_cast<sockaddr*>(&a), len);
@@ -144,7 +145,7 @@ class tcp_listener {
 inline tcp_listener listen(std::string_view host, std::uint16_t port, listen_options opts = {}) {
   const std::vector<endpoint> addrs = detail::resolve_host(host, port, true, nullptr);
   const endpoint& a = addrs.front();
-  const int fd = ::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = detail::sys::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) detail::throw_system(errno, "listen", a);
   tcp_listener l;
   l.state_ = std::make_unique<detail::socket_state>(fd, "listener");

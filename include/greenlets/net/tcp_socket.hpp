@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "greenlets/detail/net_socket.hpp"
+#include "greenlets/detail/sys.hpp"
 #include "greenlets/net/deadline.hpp"
 #include "greenlets/net/endpoint.hpp"
 #include "greenlets/net/errors.hpp"
@@ -139,14 +140,14 @@ class tcp_socket {
     const std::vector<endpoint> addrs = detail::resolve_host(host, port, false, up);
     std::exception_ptr last;
     for (const endpoint& a : addrs) {
-      const int fd = ::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const int fd = detail::sys::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) detail::throw_system(errno, "connect", a);
       state_ = std::make_unique<detail::socket_state>(fd, "socket");
       detail::socket_state& s = *state_;
       s.peer = a;
       int rc;
       do {
-        rc = ::connect(fd, a.data(), a.size());
+        rc = detail::sys::connect(fd, a.data(), a.size());
       } while (rc != 0 && errno == EINTR);
       int err = rc == 0 ? 0 : errno;
       if (err == EINPROGRESS) {
@@ -391,7 +392,7 @@ class tcp_socket {
   // (-EAGAIN when drained; the hint is kept up to date).
   static ssize_t try_receive(detail::socket_state& s, void* buf, std::size_t n) noexcept {
     for (;;) {
-      const ssize_t r = ::recv(s.fd, buf, n, 0);
+      const ssize_t r = detail::sys::recv(s.fd, buf, n, 0);
       if (r > 0) {
         // A short read drained the queue: the next read waits for the next event.
         if (static_cast<std::size_t>(r) < n) s.readable = false;
@@ -435,7 +436,7 @@ class tcp_socket {
     bool have_until = false;
     for (;;) {
       if (s.writable) {
-        const ssize_t r = ::send(s.fd, buf, n, MSG_NOSIGNAL);
+        const ssize_t r = detail::sys::send(s.fd, buf, n, MSG_NOSIGNAL);
         if (r >= 0) {
           if (static_cast<std::size_t>(r) < n) s.writable = false;
           return static_cast<std::size_t>(r);
