@@ -184,9 +184,7 @@ class loop {
   // The record of the running greenlet if it is a task or the main greenlet, else null
   // (the hub itself, a plain greenlet): the patch makes only those calls cooperative.
   wait_ctx* task_or_main_ctx() noexcept {
-    const thread_state* ts = tls_state;  // exists with the loop; nothing to create
-    if (ts == nullptr) return nullptr;
-    greenlet_impl* const now = ts->current;
+    greenlet_impl* const now = tls_switch.current;  // null without a thread state
     if (running_ != nullptr && greenlet_access::get(running_->self) == now) return running_;
     if (now == greenlet_access::get(main_.self)) return &main_;
     return nullptr;
