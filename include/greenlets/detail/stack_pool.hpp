@@ -17,6 +17,13 @@
 
 namespace greenlets::detail {
 
+// The last stack given back by pool_deallocate, kept aside for the next pool_allocate of
+// its size: a greenlet finishing and the next one starting (the common churn) skip the
+// pool's lookup both ways. Zero-initialised, so reading it needs no initialisation check.
+// Counted with the pool's cached stacks, and given back to the pool by trim() and when
+// the pool goes.
+inline thread_local stack_context tls_spare_stack{};
+
 // Guarded stacks of one thread, mapped in chunks and kept for reuse.
 //
 // A chunk is one mapping of up to 64 slots (a guard page, then a stack): one mmap and,
@@ -60,6 +67,9 @@ class stack_pool {
     for (auto& entry : chunks_) delete entry.second;
     alive() = false;
   }
+
+  // False once the thread has destroyed its pool.
+  static bool live() noexcept { return alive(); }
 
   // This thread's pool, or null once the thread has destroyed it.
   static stack_pool* local() noexcept {
@@ -120,6 +130,11 @@ class stack_pool {
   // Releases cached stacks until at most `keep` per size remain ready, unmaps every
   // empty chunk, and empties the free slots of chunks still in use.
   void trim(std::size_t keep) noexcept {
+    if (tls_spare_stack.sp != nullptr) {
+      const stack_context sc = tls_spare_stack;
+      tls_spare_stack = stack_context();
+      deallocate(sc);
+    }
     for (bucket& b : buckets_) {
       while (b.warm.size() > keep) {
         stack_context sc = b.warm.back();
@@ -134,7 +149,7 @@ class stack_pool {
 
   // Stacks kept ready (warm) across sizes: what trim_stack_pool releases.
   std::size_t cached() const noexcept {
-    std::size_t n = 0;
+    std::size_t n = tls_spare_stack.sp != nullptr ? 1 : 0;
     for (const bucket& b : buckets_) n += b.warm.size();
     return n;
   }
@@ -400,12 +415,22 @@ class stack_pool {
 
 // A stack from this thread's pool (a fresh one once the thread has destroyed its pool).
 inline stack_context pool_allocate(std::size_t size) {
+  stack_context& spare = tls_spare_stack;
+  if (spare.sp != nullptr && spare.size == round_to_pages(size)) {
+    const stack_context sc = spare;
+    spare = stack_context();
+    return sc;
+  }
   if (stack_pool* pool = stack_pool::local()) return pool->allocate(size);
   return map_guarded_stack(size);
 }
 
 // Gives a stack from pool_allocate back to this thread's pool.
 inline void pool_deallocate(stack_context sc) noexcept {
+  if (tls_spare_stack.sp == nullptr && stack_pool::live()) {
+    tls_spare_stack = sc;
+    return;
+  }
   if (stack_pool* pool = stack_pool::local()) {
     pool->deallocate(sc);
   } else {
