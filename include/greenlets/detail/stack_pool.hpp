@@ -50,7 +50,8 @@ inline thread_local stack_context tls_spare_stack{};
 // intrusive, the warm cache is reserved whole up front.
 class stack_pool {
  public:
-  static constexpr std::size_t max_cached_per_size = 256;  // warm stacks kept per size
+  static constexpr std::size_t max_cached_per_size =
+      256;                                       // warm stacks per size, the spare included
   static constexpr std::size_t max_dirty = 256;  // free slots left resident before a flush
   static constexpr std::size_t max_lazy = GREENLETS_LAZY_FREE_STACKS;  // MADV_FREE'd slots
   static constexpr std::size_t max_slots_per_chunk = 64;
@@ -120,7 +121,8 @@ class stack_pool {
   void deallocate(stack_context sc) noexcept {
     for (bucket& b : buckets_) {
       if (b.size == sc.size) {
-        if (b.warm.size() < max_cached_per_size && push(b.warm, sc)) return;
+        // One place of the cache is the spare's (tls_spare_stack), whatever its size.
+        if (b.warm.size() + 1 < max_cached_per_size && push(b.warm, sc)) return;
         break;
       }
     }
