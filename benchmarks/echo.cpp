@@ -50,6 +50,7 @@
 
 #include "build_info.hpp"
 #include "common/bench.hpp"
+#include "common/process.hpp"
 
 namespace {
 
@@ -244,25 +245,7 @@ server start(const std::string& kind, const std::vector<int>& cpus) {
   return s;
 }
 
-void stop(server& s) {
-  ::kill(s.pid, SIGKILL);
-  int status;
-  ::waitpid(s.pid, &status, 0);
-}
-
-// user + system CPU of a process and all its threads, in µs.
-double process_cpu_us(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::istringstream rest(all.substr(all.rfind(')') + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) stime = std::stod(field);
-  }
-  return (utime + stime) * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
+void stop(server& s) { bench::kill_and_reap(s.pid); }
 
 double self_cpu_us() {
   rusage u{};
@@ -335,7 +318,7 @@ outcome load(const server& srv, int conns, double seconds, long long max_request
   }
   std::vector<float> latencies;
   latencies.reserve(static_cast<std::size_t>(std::min<long long>(max_requests, 20'000'000)));
-  const double server0 = process_cpu_us(srv.pid);
+  const double server0 = bench::process_cpu_us(srv.pid);
   const double client0 = self_cpu_us();
   const auto start = clock_type::now();
   const auto end = start + std::chrono::duration_cast<clock_type::duration>(
@@ -389,7 +372,7 @@ outcome load(const server& srv, int conns, double seconds, long long max_request
     }
   }
   const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
-  const double server_cpu = process_cpu_us(srv.pid) - server0;
+  const double server_cpu = bench::process_cpu_us(srv.pid) - server0;
   const double client_cpu = self_cpu_us() - client0;
   o.errors += static_cast<long long>(outstanding);
   for (int fd : fds) ::close(fd);

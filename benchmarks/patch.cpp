@@ -39,6 +39,7 @@
 
 #include "build_info.hpp"
 #include "common/bench.hpp"
+#include "common/process.hpp"
 
 namespace {
 
@@ -129,24 +130,7 @@ child start(F run) {
   return c;
 }
 
-void stop(child& c) {
-  ::kill(c.pid, SIGKILL);
-  int status;
-  ::waitpid(c.pid, &status, 0);
-}
-
-double process_cpu_us(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::istringstream rest(all.substr(all.rfind(')') + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) stime = std::stod(field);
-  }
-  return (utime + stime) * 1e6 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
+void stop(child& c) { bench::kill_and_reap(c.pid); }
 
 struct echo_result {
   double req_per_s = 0;
@@ -224,11 +208,11 @@ echo_result load(const child& srv, int conns, double seconds) {
   };
   run_for(0.5);
   done = 0;
-  const double cpu0 = process_cpu_us(srv.pid);
+  const double cpu0 = bench::process_cpu_us(srv.pid);
   const auto t0 = clock_type::now();
   run_for(seconds);
   const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
-  const double cpu = process_cpu_us(srv.pid) - cpu0;
+  const double cpu = bench::process_cpu_us(srv.pid) - cpu0;
   for (int fd : fds) ::close(fd);
   ::close(ep);
   o.req_per_s = static_cast<double>(done) / elapsed;

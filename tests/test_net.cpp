@@ -19,17 +19,11 @@
 
 #include <catch2/catch.hpp>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define GREENLETS_TEST_HAVE_VALGRIND 1
-#endif
-#endif
-
 #include <greenlets/greenlets.hpp>
 
 #include "support/counting_new.hpp"
 #include "support/fork_child.hpp"
+#include "support/valgrind.hpp"
 
 using namespace std::chrono_literals;
 using greenlets::spawn;
@@ -334,22 +328,29 @@ TEST_CASE("closing a listener wakes the task in accept", "[net][net4]") {
   CHECK_THROWS_AS(acceptor.get(), std::system_error);
 }
 
+// A listener that never accepts, with the smallest backlog, connected to until its queue
+// is full: the kernel then drops further SYNs, so a connect to it stays in progress.
+struct full_listener {
+  greenlets::tcp_listener l = greenlets::listen("127.0.0.1", 0, {0, false});
+  std::uint16_t port = l.local_endpoint().port();
+  std::vector<greenlets::tcp_socket> filled;
+
+  full_listener() {
+    for (int i = 0; i < 64; ++i) {
+      try {
+        filled.push_back(greenlets::connect("127.0.0.1", port, 100ms));
+      } catch (const greenlets::timeout_error&) {
+        return;
+      }
+    }
+    FAIL("64 connections never filled the listener's queue");
+  }
+};
+
 TEST_CASE("closing a socket wakes a connect in progress", "[net][net4]") {
   greenlets::timeout deadline(5s);
-  // A listener that never accepts, with the smallest backlog: once its queue is full
-  // the kernel drops further SYNs, so a connect stays in progress.
-  greenlets::tcp_listener l = greenlets::listen("127.0.0.1", 0, {0, false});
-  const std::uint16_t port = l.local_endpoint().port();
-  std::vector<greenlets::tcp_socket> filled;
-  bool full = false;
-  for (int i = 0; i < 64 && !full; ++i) {
-    try {
-      filled.push_back(greenlets::connect("127.0.0.1", port, 100ms));
-    } catch (const greenlets::timeout_error&) {
-      full = true;
-    }
-  }
-  REQUIRE(full);
+  full_listener f;
+  const std::uint16_t port = f.port;
   greenlets::tcp_socket s;
   auto connecting = spawn([&] { s.connect("127.0.0.1", port); });
   greenlets::sleep(20ms);
@@ -367,18 +368,8 @@ TEST_CASE("closing a socket wakes a connect in progress", "[net][net4]") {
 TEST_CASE("a connect that times out or is killed leaves the socket closed, ready to connect",
           "[net][net4]") {
   greenlets::timeout deadline(5s);
-  greenlets::tcp_listener l = greenlets::listen("127.0.0.1", 0, {0, false});
-  const std::uint16_t port = l.local_endpoint().port();
-  std::vector<greenlets::tcp_socket> filled;
-  bool full = false;
-  for (int i = 0; i < 64 && !full; ++i) {
-    try {
-      filled.push_back(greenlets::connect("127.0.0.1", port, 100ms));
-    } catch (const greenlets::timeout_error&) {
-      full = true;
-    }
-  }
-  REQUIRE(full);
+  full_listener f;
+  const std::uint16_t port = f.port;
   greenlets::tcp_socket s;
   CHECK_THROWS_AS(s.connect("127.0.0.1", port, 20ms), greenlets::timeout_error);
   CHECK_FALSE(s.is_open());
@@ -476,13 +467,11 @@ TEST_CASE("a socket belongs to its thread", "[net][net6]") {
 }
 
 TEST_CASE("accept out of fds is EMFILE, and the listener survives it", "[net][net7]") {
-#ifdef GREENLETS_TEST_HAVE_VALGRIND
-  if (RUNNING_ON_VALGRIND) {
+  if (test_support::under_valgrind()) {
     // valgrind keeps fds of its own above the limit, and fails when it is lowered.
     WARN("not run under valgrind: it needs fds past RLIMIT_NOFILE");
     return;
   }
-#endif
   const test_support::child_result r = test_support::run_child([](std::string& out) {
     int code = 1;
     // A fresh thread: its own hub, not the copy of the parent's.

@@ -26,13 +26,7 @@
 #include "greenlets/greenlets.hpp"
 
 #include "support/fork_child.hpp"
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define GREENLETS_TEST_HAVE_VALGRIND 1
-#endif
-#endif
+#include "support/valgrind.hpp"
 
 using greenlets::current;
 using greenlets::greenlet;
@@ -51,10 +45,7 @@ bool memory_is_measurable() {
   return false;
 #endif
 #endif
-#ifdef GREENLETS_TEST_HAVE_VALGRIND
-  if (RUNNING_ON_VALGRIND) return false;
-#endif
-  return true;
+  return !test_support::under_valgrind();
 }
 
 // Whether the process's mappings are only the program's: ThreadSanitizer adds shadow

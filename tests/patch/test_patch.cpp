@@ -25,15 +25,10 @@
 
 #include <catch2/catch.hpp>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define GREENLETS_TEST_HAVE_VALGRIND 1
-#endif
-#endif
-
 #include <greenlets/greenlets.hpp>
 #include <greenlets/patch.hpp>
+
+#include "../support/valgrind.hpp"
 
 using namespace std::chrono_literals;
 using greenlets::spawn;
@@ -43,12 +38,7 @@ namespace {
 
 // How much slower than native this run is allowed to be: memcheck runs the code on a
 // simulated CPU (a serial run is still far slower than the bounds below).
-double slack() {
-#ifdef GREENLETS_TEST_HAVE_VALGRIND
-  if (RUNNING_ON_VALGRIND) return 1.8;
-#endif
-  return 1.0;
-}
+double slack() { return test_support::under_valgrind() ? 1.8 : 1.0; }
 
 double seconds_since(clk::time_point t0) {
   return std::chrono::duration<double>(clk::now() - t0).count();
