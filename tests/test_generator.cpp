@@ -1180,6 +1180,65 @@ TEST_CASE("using a generator while its body is switched away mid-resume is an er
   CHECK(g.next() == std::nullopt);
 }
 
+TEST_CASE("a consumer woken inside next() by a switch from outside the generator gets an error",
+          "[generator][misuse]") {
+  int live = 0;
+  greenlets::greenlet consumer = greenlets::current();
+  greenlets::greenlet body;
+  generator<int> g([&](yield<int>& y) {
+    body = greenlets::current();
+    (void)consumer.switch_to(std::make_shared<tracked>(live));  // not a yield
+    y(1);
+  });
+  CHECK_THROWS_WITH(g.next(),
+                    Catch::Contains("generator::next") &&
+                        Catch::Contains("resumed by a switch from outside the generator"));
+  CHECK(live == 0);  // what that switch sent was dropped, not kept for a later resume
+  CHECK_THROWS_WITH(g.next(), Catch::Contains("generator already executing"));
+  // The body, switched back to, is no longer in a resume: its yield is an error that ends it.
+  CHECK_THROWS_WITH(body.switch_to(), Catch::Contains("yield") && Catch::Contains("outside"));
+  CHECK(g.finished());
+  CHECK(g.next() == std::nullopt);
+}
+
+TEST_CASE("a body woken at its yield by a switch from outside the generator gets an error",
+          "[generator][misuse]") {
+  int live = 0;
+  greenlets::greenlet body;
+  generator<int> g([&](yield<int>& y) {
+    body = greenlets::current();
+    y(1);
+    y(2);
+  });
+  CHECK(g.next() == 1);
+  CHECK_THROWS_WITH(body.switch_to(std::make_shared<tracked>(live)),
+                    Catch::Contains("yield: the body was resumed by a switch from outside"));
+  CHECK(live == 0);  // what the switch sent was dropped with the body
+  CHECK(g.finished());
+  CHECK(g.next() == std::nullopt);
+}
+
+TEST_CASE("send() woken by a switch from outside the generator gets an error, drops what came",
+          "[generator][misuse][send]") {
+  int live = 0;
+  greenlets::greenlet consumer = greenlets::current();
+  greenlets::greenlet body;
+  generator<int, std::string> g([&](yield<int, std::string>& y) {
+    body = greenlets::current();
+    std::optional<std::string> got = y(1);
+    CHECK(got == std::string(64, 'x'));
+    (void)consumer.switch_to(std::make_shared<tracked>(live));  // wakes send() below
+    (void)y(2);
+  });
+  CHECK(g.next() == 1);
+  CHECK_THROWS_WITH(g.send(std::string(64, 'x')),
+                    Catch::Contains("generator::send") &&
+                        Catch::Contains("resumed by a switch from outside the generator"));
+  CHECK(live == 0);
+  CHECK_THROWS_WITH(body.switch_to(), Catch::Contains("yield") && Catch::Contains("outside"));
+  CHECK(g.finished());
+}
+
 // ---------------------------------------------------------------------------
 // A generator destroyed or moved while its body runs
 
