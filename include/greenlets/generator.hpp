@@ -61,8 +61,9 @@ struct generator_state {
   explicit generator_state() : yielder(this) {}
 
   std::optional<generator_item<T>> item;  // the last yielded item, until taken
-  sent_type* sent = nullptr;              // what send() passes, for the body's yield
-  greenlet_impl* consumer = nullptr;      // who resumed the body; set only during a resume
+  // What send() passes, for the body's yield; null but from send() to that yield.
+  sent_type* sent = nullptr;
+  greenlet_impl* consumer = nullptr;  // who resumed the body; set only during a resume
   greenlet_impl* body_impl = nullptr;     // the body's record, kept alive by `body`
   std::exception_ptr failure;             // what the body threw
   generator_phase phase = generator_phase::fresh;
@@ -72,37 +73,30 @@ struct generator_state {
   // The generator is gone and its body could not be unwound there and then (it ignored
   // greenlet_exit, or belongs to another thread): the body frees this state when it ends.
   bool detached = false;
+  // Where the consumer and the body wait during the per-item jumps. A jump between them
+  // sends nothing, so these stay empty (a switch's inbox must be) without a test each
+  // item; only a switch from outside the generator fills one, and the error it raises
+  // empties it.
+  value consumer_inbox;
+  value body_inbox;
   yield<T, S> yielder;
   greenlet body;  // last, so it is destroyed (and the body unwound) first
 };
 
-// The per-item path touches no reference count (each is a locked instruction): the
-// two helpers below read the core's per-thread state directly.
+// The per-item path touches no reference count (each is a locked instruction): it
+// reads the core's per-thread state directly, and jumps when switchable_here() says the
+// other side is started, alive, on this thread, with no kill queued by another thread
+// (those run at a full switch); one comparison.
 
 // True if `g` is the greenlet running on this thread (false if none ever ran here).
 GREENLETS_ALWAYS_INLINE bool is_running(const greenlet_impl* g) noexcept {
   return tls_switch.current == g;
 }
 
-// This thread's state if `g` may be jumped to directly from here: started, alive, on
-// this thread, no kill queued by another thread (those run at a full switch); one
-// comparison, see switchable_here(). Null otherwise.
-GREENLETS_ALWAYS_INLINE thread_state* direct_jump_state(const greenlet_impl* g) noexcept {
-  return GREENLETS_LIKELY(switchable_here(g)) ? tls_state : nullptr;
-}
-
 // True if `g` belongs to the calling thread (false once this thread's state is gone).
 inline bool on_this_thread(const greenlet_impl* g) noexcept {
   thread_state* ts = tls_state;
   return ts != nullptr && g->record == ts->record;
-}
-
-// Jumps from the running greenlet to `to`, which is suspended on this thread. The
-// per-item path of a generator: it already knows what switch_to would check, and
-// direct_jump_state() said yes.
-GREENLETS_ALWAYS_INLINE void direct_jump(thread_state& ts, greenlet_impl* to) {
-  value nothing;
-  jump<true>(ts, to, trace_event::switch_to, nothing);
 }
 
 // The first greenlet of the calling thread's parent chain: a parent that keeps no
@@ -139,8 +133,8 @@ class yield_base {
     st_->phase = generator_phase::suspended;
     // The consumer waits inside next()/send() on this thread, so it can be jumped to
     // directly (once kills queued by other threads have run: one may have been it).
-    if (thread_state* ts = direct_jump_state(st_->consumer); GREENLETS_LIKELY(ts != nullptr)) {
-      direct_jump(*ts, st_->consumer);
+    if (GREENLETS_LIKELY(switchable_here(st_->consumer))) {
+      jump_direct(st_->consumer, st_->body_inbox);
     } else {
       thread_state& full = this_thread();
       if (st_->consumer != nullptr) {
@@ -148,11 +142,7 @@ class yield_base {
         jump(full, st_->consumer, trace_event::switch_to, nothing);
       }
     }
-    if (GREENLETS_UNLIKELY(st_->consumer == nullptr)) {
-      throw error(
-          "greenlets: yield: the body was resumed by a switch from outside its "
-          "generator");
-    }
+    if (GREENLETS_UNLIKELY(st_->consumer == nullptr)) outside_switch();
     if constexpr (!std::is_void_v<S>) {
       // One return object built in place on both paths: g++ 12 at -O3 warns that a
       // separately returned std::nullopt "may be used uninitialized".
@@ -160,6 +150,13 @@ class yield_base {
       if (S* sent = std::exchange(st_->sent, nullptr)) out.emplace(std::move(*sent));
       return out;
     }
+  }
+
+  [[noreturn]] GREENLETS_COLD GREENLETS_NOINLINE void outside_switch() {
+    st_->body_inbox.reset();  // what that switch sent
+    throw error(
+        "greenlets: yield: the body was resumed by a switch from outside its "
+        "generator");
   }
 
   generator_state<T, S>* st_;
@@ -574,24 +571,23 @@ class generator {
   // (returns null).
   GREENLETS_ALWAYS_INLINE state* resume(const char* op, typename state::sent_type* sent) {
     state* st = st_.get();
-    detail::thread_state* ts;
     if (GREENLETS_UNLIKELY(st == nullptr || st->phase != detail::generator_phase::suspended ||
-                           (ts = detail::direct_jump_state(st->body_impl)) == nullptr)) {
+                           !detail::switchable_here(st->body_impl))) {
       return resume_slow(op, sent);
     }
     st->item.reset();
     st->consumer = detail::tls_switch.current;
-    st->sent = sent;
+    if (sent != nullptr) st->sent = sent;  // next() passes none, and `sent` is null then
     st->phase = detail::generator_phase::running;
     try {
-      detail::direct_jump(*ts, st->body_impl);
+      detail::jump_direct(st->body_impl, st->consumer_inbox);
     } catch (...) {
       // Not from the body (it catches everything): something threw into the consumer.
       interrupted(st, detail::generator_phase::suspended);
       throw;
     }
     st->consumer = nullptr;
-    st->sent = nullptr;
+    // A yield took `sent`; a body that ended or switched away without one left it.
     if (GREENLETS_UNLIKELY(st->phase != detail::generator_phase::suspended || st->abandoned)) {
       return resumed(st, op);
     }
@@ -639,6 +635,7 @@ class generator {
   GREENLETS_COLD static void interrupted(state* st, detail::generator_phase before) noexcept {
     st->consumer = nullptr;
     st->sent = nullptr;
+    st->consumer_inbox.reset();
     if (st->phase == detail::generator_phase::running) st->phase = before;
     if (st->abandoned) dispose(st);
   }
@@ -646,6 +643,8 @@ class generator {
   // After a resume: the body yielded (returns `st`), finished (null, or throws what it
   // threw), or its generator was destroyed meanwhile (the same, after freeing it).
   GREENLETS_COLD static state* resumed(state* st, const char* op) {
+    st->sent = nullptr;
+    st->consumer_inbox.reset();  // filled only by a switch from outside the generator
     if (st->abandoned) {
       std::exception_ptr failure = std::exchange(st->failure, nullptr);
       dispose(st);

@@ -141,6 +141,19 @@ GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_eve
   landed(ts, self, t, result);
 }
 
+// The start of a fast jump: `to` becomes the running greenlet, with its exception
+// globals; the running one keeps its own, and its result will land in `result`.
+// Returns the running greenlet.
+GREENLETS_ALWAYS_INLINE greenlet_impl* hand_over(greenlet_impl* to, value& result) noexcept {
+  greenlet_impl* self = tls_switch.current;
+  self->inbox = &result;
+  exception_state* globals = tls_switch.eh;
+  tls_switch.current = to;
+  std::memcpy(&self->eh, globals, sizeof(exception_state));
+  std::memcpy(globals, &to->eh, sizeof(exception_state));
+  return self;
+}
+
 // switch_to's jump, to a target whose switch key matched (so `ts.slow` is 0): false,
 // having done nothing that matters, if `to` is the running greenlet (its inbox and
 // exception globals written onto itself); `self_checked` when the caller knows it is
@@ -154,12 +167,7 @@ GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_eve
 // jump_fcontext's closing indirect jump, which keys on the branches taken before it.
 template <bool self_checked = false>
 GREENLETS_ALWAYS_INLINE bool jump_fast(greenlet_impl* to, value& result) {
-  greenlet_impl* self = tls_switch.current;
-  self->inbox = &result;
-  exception_state* globals = tls_switch.eh;
-  tls_switch.current = to;
-  std::memcpy(&self->eh, globals, sizeof(exception_state));
-  std::memcpy(globals, &to->eh, sizeof(exception_state));
+  greenlet_impl* self = hand_over(to, result);
   if constexpr (!self_checked) {
     if (GREENLETS_UNLIKELY(to == self)) return false;
   }
@@ -169,6 +177,16 @@ GREENLETS_ALWAYS_INLINE bool jump_fast(greenlet_impl* to, value& result) {
   fctx::transfer_t t = fctx::jump_fcontext(target, self);
   landed(*tls_state, self, t, result);
   return true;
+}
+
+// A generator's per-item jump, between its consumer and its body: `to` matched the
+// switch key and is not running (each waits while the other runs). The generator's
+// own tests come before it; here there are none.
+GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* to, value& result) {
+  greenlet_impl* self = hand_over(to, result);
+  tool_before_switch(self->tools, to->tools, false);
+  fctx::transfer_t t = fctx::jump_fcontext(to->ctx, self);
+  landed(*tls_state, self, t, result);
 }
 
 inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
