@@ -1,8 +1,9 @@
 // echo: an echo server's throughput, latency and CPU per request — this library's hub
-// (one task per connection) beside a plain single-threaded epoll server, a
-// thread-per-connection server and the tutorial's gevent server, under the same load.
+// (one task per connection) beside a plain single-threaded epoll server, a plain
+// io_uring server (when built with liburing), a thread-per-connection server and the
+// tutorial's gevent server, under the same load.
 //
-//   echo [--conns 500,10000] [--seconds 2] [--servers greenlets,epoll,threads,gevent]
+//   echo [--conns 500,10000] [--seconds 2] [--servers greenlets,epoll,uring,threads,gevent]
 //        [--server-cpus 0] [--client-cpus 1] [--reps 1] [--n 5000000] [--json] [--no-python]
 //
 // Each server runs in a process of its own, pinned to CPU 0 (as `taskset -c 0` does;
@@ -44,9 +45,14 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <greenlets/greenlets.hpp>
+
+#ifdef GREENLETS_BENCH_HAVE_URING
+#include <liburing.h>
+#endif
 
 #include "build_info.hpp"
 #include "common/bench.hpp"
@@ -172,6 +178,119 @@ void run_epoll(int report) {
   }
 }
 
+#ifdef GREENLETS_BENCH_HAVE_URING
+// The io_uring limit for one core: one thread, one ring (single issuer, completions
+// run only when it waits), a multishot accept, a multishot recv per connection (armed
+// once) into a ring of provided buffers, each reply sent from the buffer it arrived in,
+// which goes back to the ring when the send completes. One io_uring_enter a batch: no
+// system call per request.
+void run_uring(int report) {
+  std::uint16_t port;
+  const int lfd = raw_listener(port, 0);
+  io_uring ring;
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+  params.cq_entries = 65536;
+  if (const int e = io_uring_queue_init_params(4096, &ring, &params); e != 0) {
+    // No io_uring here (disabled, filtered, or a kernel before 6.1): the table skips the row.
+    std::fprintf(stderr, "echo: io_uring_queue_init: %s\n", std::strerror(-e));
+    std::_Exit(3);
+  }
+  // A request is 64 bytes and each connection has one in flight: 256-byte buffers, more
+  // than connections. Running out would end a recv with ENOBUFS, and it is armed again.
+  constexpr unsigned buffers = 32768;
+  constexpr unsigned buffer_size = 256;
+  void* ring_memory = nullptr;
+  if (::posix_memalign(&ring_memory, 4096, buffers * sizeof(io_uring_buf)) != 0) std::_Exit(3);
+  auto* br = static_cast<io_uring_buf_ring*>(ring_memory);
+  io_uring_buf_ring_init(br);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<std::uintptr_t>(br);
+  reg.ring_entries = buffers;
+  reg.bgid = 0;
+  if (const int e = io_uring_register_buf_ring(&ring, &reg, 0); e != 0) {
+    std::fprintf(stderr, "echo: io_uring_register_buf_ring: %s\n", std::strerror(-e));
+    std::_Exit(3);
+  }
+  std::vector<char> storage(std::size_t{buffers} * buffer_size);
+  const int mask = io_uring_buf_ring_mask(buffers);
+  auto give_back = [&](unsigned id, int offset) {
+    io_uring_buf_ring_add(br, storage.data() + std::size_t{id} * buffer_size, buffer_size,
+                          static_cast<unsigned short>(id), mask, offset);
+  };
+  for (unsigned id = 0; id < buffers; ++id) give_back(id, static_cast<int>(id));
+  io_uring_buf_ring_advance(br, static_cast<int>(buffers));
+  report_port(report, port);
+
+  auto next_sqe = [&] {
+    io_uring_sqe* e = io_uring_get_sqe(&ring);
+    if (e == nullptr) {
+      io_uring_submit(&ring);
+      e = io_uring_get_sqe(&ring);
+    }
+    return e;
+  };
+  // user data: ~0 for the accept; else fd << 32 | buffer id << 1 | 1 for a send, fd << 32
+  // for the recv.
+  constexpr std::uint64_t accept_tag = ~std::uint64_t{0};
+  auto arm_accept = [&] {
+    io_uring_sqe* e = next_sqe();
+    io_uring_prep_multishot_accept(e, lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(e, accept_tag);
+  };
+  auto arm_recv = [&](int fd) {
+    io_uring_sqe* e = next_sqe();
+    io_uring_prep_recv_multishot(e, fd, nullptr, 0, 0);
+    e->flags |= IOSQE_BUFFER_SELECT;
+    e->buf_group = 0;
+    io_uring_sqe_set_data64(e, static_cast<std::uint64_t>(fd) << 32);
+  };
+  arm_accept();
+  const int one = 1;
+  for (int returned = 0;;) {
+    if (returned != 0) io_uring_buf_ring_advance(br, std::exchange(returned, 0));
+    io_uring_submit_and_wait(&ring, 1);
+    io_uring_cqe* cqe;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      const std::uint64_t tag = io_uring_cqe_get_data64(cqe);
+      const int res = cqe->res;
+      const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+      if (tag == accept_tag) {
+        if (res >= 0) {
+          ::setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          arm_recv(res);
+        }
+        if (!more) arm_accept();
+        continue;
+      }
+      const int fd = static_cast<int>(tag >> 32);
+      if ((tag & 1) != 0) {  // a send ended (64-byte replies are never short): its buffer goes back
+        give_back(static_cast<unsigned>(tag >> 1) & 0xffffu, returned++);
+        continue;
+      }
+      if (res == -ENOBUFS) {
+        arm_recv(fd);
+        continue;
+      }
+      if (res <= 0) {  // end of stream or an error
+        ::close(fd);
+        continue;
+      }
+      const unsigned id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+      io_uring_sqe* e = next_sqe();
+      io_uring_prep_send(e, fd, storage.data() + std::size_t{id} * buffer_size,
+                         static_cast<std::size_t>(res), MSG_NOSIGNAL);
+      io_uring_sqe_set_data64(e, (static_cast<std::uint64_t>(fd) << 32) | (id << 1) | 1);
+      if (!more) arm_recv(fd);
+    }
+    io_uring_cq_advance(&ring, seen);
+  }
+}
+#endif
+
 // A thread per connection, blocking calls, the default 8 MiB stacks.
 void run_threads(int report) {
   std::uint16_t port;
@@ -222,6 +341,9 @@ server start(const std::string& kind, const std::vector<int>& cpus) {
     if (kind == "greenlets") run_greenlets(fds[1]);
     if (kind == "epoll") run_epoll(fds[1]);
     if (kind == "threads") run_threads(fds[1]);
+#ifdef GREENLETS_BENCH_HAVE_URING
+    if (kind == "uring") run_uring(fds[1]);
+#endif
     if (kind == "greenlets_threads") {
       std::vector<int> each = cpus;
       if (each.empty()) each = {0};
@@ -405,13 +527,17 @@ double median(std::vector<double> v) { return bench::median_of(std::move(v)); }
 }  // namespace
 
 int main(int argc, char** argv) {
-  bench::options opt =
-      bench::parse(argc, argv, "echo", 5'000'000,
-                   " [--conns 500,10000] [--seconds 2] [--servers greenlets,epoll,threads,gevent]");
+  bench::options opt = bench::parse(
+      argc, argv, "echo", 5'000'000,
+      " [--conns 500,10000] [--seconds 2] [--servers greenlets,epoll,uring,threads,gevent]");
   if (opt.reps == 5) opt.reps = 1;  // the shared default is 5; one run each unless asked
   std::vector<int> conn_counts{500, 10000};
   double seconds = 2;
+#ifdef GREENLETS_BENCH_HAVE_URING
+  std::vector<std::string> servers{"greenlets", "epoll", "uring", "threads", "gevent"};
+#else
   std::vector<std::string> servers{"greenlets", "epoll", "threads", "gevent"};
+#endif
   std::vector<int> server_cpus{0};
   std::vector<int> client_cpus{1};
   for (std::size_t i = 0; i < opt.rest.size(); ++i) {

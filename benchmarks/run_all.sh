@@ -32,7 +32,7 @@ else
 fi
 echo
 [ -x "$b/hub" ] && { echo "### hub: the hub beside Boost.Fiber and gevent"; "$b/hub" --reps 3 "$@"; echo; }
-[ -x "$b/echo" ] && { echo "### echo: the echo server beside epoll, thread-per-connection and gevent servers"; "$b/echo" --conns 500,10000 --seconds 2 "$@"; echo; }
+[ -x "$b/echo" ] && { echo "### echo: the echo server beside epoll, io_uring, thread-per-connection and gevent servers"; "$b/echo" --conns 500,10000 --seconds 2 "$@"; echo; }
 [ -x "$b/patch" ] && { echo "### patch: plain POSIX calls under the patch beside the explicit API"; "$b/patch" --conns 500 --seconds 2 "$@"; echo; }
 echo "### memory_per_greenlet: 100,000 suspended greenlets, every allocator"
 "$b/memory_per_greenlet" --counts 100000 "$@"

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh cmake g++ libboost-context-dev libboost-fiber-dev catch2 \
-  libbenchmark-dev libcurl4-openssl-dev gdb python3-greenlet python3-gevent
+  libbenchmark-dev libcurl4-openssl-dev liburing-dev gdb python3-greenlet python3-gevent
 cmake --preset bench >/dev/null
 cmake --build --preset bench -j "$(nproc)"
 ran=0

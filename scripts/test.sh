@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-debian.sh cmake g++ clang libboost-context-dev libboost-fiber-dev catch2 \
-  libbenchmark-dev libcurl4-openssl-dev valgrind gdb python3-greenlet python3-gevent
+  libbenchmark-dev libcurl4-openssl-dev liburing-dev valgrind gdb python3-greenlet python3-gevent
 export CMAKE_BUILD_PARALLEL_LEVEL=${GREENLETS_JOBS:-$(nproc)}
 export CTEST_PARALLEL_LEVEL=$CMAKE_BUILD_PARALLEL_LEVEL
 
