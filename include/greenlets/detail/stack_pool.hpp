@@ -418,7 +418,9 @@ class stack_pool {
 // A stack from this thread's pool (a fresh one once the thread has destroyed its pool).
 inline stack_context pool_allocate(std::size_t size) {
   stack_context& spare = tls_spare_stack;
-  if (spare.sp != nullptr && spare.size == round_to_pages(size)) {
+  // A spare's size is whole pages already: a request of exactly that size (the default
+  // stack size is) needs no rounding, which costs a division.
+  if (spare.sp != nullptr && (spare.size == size || spare.size == round_to_pages(size))) {
     const stack_context sc = spare;
     spare = stack_context();
     return sc;
