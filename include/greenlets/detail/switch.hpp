@@ -29,10 +29,14 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 namespace boost::context::detail {
-// Called through the GOT rather than the PLT: one jump less on every switch (GCC's
-// -fno-plt, for this one function).
+// Called through the GOT rather than the PLT: one jump less on every switch, start and
+// finish (GCC's -fno-plt, for these functions).
 extern "C" __attribute__((noplt)) transfer_t BOOST_CONTEXT_CALLDECL
 jump_fcontext(fcontext_t const to, void* vp);
+extern "C" __attribute__((noplt)) fcontext_t BOOST_CONTEXT_CALLDECL
+make_fcontext(void* sp, std::size_t size, void (*fn)(transfer_t));
+extern "C" __attribute__((noplt)) transfer_t BOOST_CONTEXT_CALLDECL
+ontop_fcontext(fcontext_t const to, void* vp, transfer_t (*fn)(transfer_t));
 }  // namespace boost::context::detail
 #endif
 
@@ -192,16 +196,30 @@ inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::
   return finish(ts, self, result, failure);
 }
 
+// A finished greenlet's last jump when its stack is all the landing has to see to (the
+// usual end): landed_slow()'s first case, without the thread state or the flag word.
+inline fctx::transfer_t land_finished(fctx::transfer_t t) noexcept {
+  auto* from = static_cast<greenlet_impl*>(t.data);
+  from->ctx = nullptr;
+  free_stack(from);
+  return {nullptr, tls_switch.current};  // see land_on_top()
+}
+
 // The bottom frame of every greenlet's stack.
 inline void greenlet_entry(fctx::transfer_t t) noexcept {
   thread_state& ts = *tls_state;
   greenlet_impl* self = tls_switch.current;  // the jumper made us current
   greenlet_impl* next = run_greenlet(ts, self, t);
-  ts.slow |= slow_finished;  // the greenlet landing next frees this stack
   tool_before_switch(self->tools, next->tools, true);
   if constexpr (slow_on_top) {
-    jump_slow(next, self);
+    if (GREENLETS_LIKELY(ts.slow == 0 && !next->fresh)) {
+      fctx::ontop_fcontext(next->ctx, self, &land_finished);
+    } else {
+      ts.slow |= slow_finished;  // the greenlet landing next frees this stack
+      jump_slow(next, self);
+    }
   } else {
+    ts.slow |= slow_finished;
     fctx::jump_fcontext(next->ctx, self);
   }
   GREENLETS_ASSERT(false, "a finished greenlet was resumed");
@@ -214,15 +232,16 @@ inline void start(thread_state& ts, greenlet_impl* g) {
   g->stack = sc;
   tool_stack_allocated(g->tools, sc);
   g->inbox = &ts.transfer;
-  // Staggered tops: stacks are page-aligned, and greenlets switching to each other
-  // with frames at the same offset in a page suffer 4K-aliasing stalls.
-  const std::size_t stagger = (ts.stack_color++ % 8) * 64;
-  g->ctx =
-      fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
   g->set(status_started);
   g->fresh = true;
   g->switch_key.store(ts.record->key(), std::memory_order_relaxed);
   ts.link_active(g);
+  // Staggered tops: stacks are page-aligned, and greenlets switching to each other
+  // with frames at the same offset in a page suffer 4K-aliasing stalls.
+  const std::size_t stagger = (ts.stack_color++ % 8) * 64;
+  // Last, so that only `g` is needed after the call.
+  g->ctx =
+      fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
 }
 
 inline bool is_greenlet_exit(const std::exception_ptr& e, value* as_value) {
