@@ -175,15 +175,17 @@ GREENLETS_ALWAYS_INLINE bool jump_fast(greenlet_impl* to, value& result) {
   return true;
 }
 
-inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
-                             std::exception_ptr& failure);
+GREENLETS_ALWAYS_INLINE greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                                              std::exception_ptr& failure);
 
 // Runs `self` to its end; returns the greenlet to resume, already prepared.
-inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::transfer_t t) {
+template <class G>
+GREENLETS_ALWAYS_INLINE greenlet_impl* run_greenlet(thread_state& ts, G* self, fctx::transfer_t t) {
   value result;
   std::exception_ptr failure;
   try {
-    value args = std::move(ts.transfer);  // start() made it our inbox
+    value args;
+    value_access::take(args, ts.transfer);  // start() made it our inbox
     self->fresh = false;
     landed<true>(ts, self, t, args);  // raises the throw that an unrun greenlet dies of
     if (!self->is(status_unrun)) self->invoke(std::move(args), result);
@@ -205,10 +207,11 @@ inline fctx::transfer_t land_finished(fctx::transfer_t t) noexcept {
   return {nullptr, tls_switch.current};  // see land_on_top()
 }
 
-// The bottom frame of every greenlet's stack.
-inline void greenlet_entry(fctx::transfer_t t) noexcept {
+// The bottom frame of every greenlet's stack; `G` is its record's type.
+template <class G>
+void greenlet_entry(fctx::transfer_t t) noexcept {
   thread_state& ts = *tls_state;
-  greenlet_impl* self = tls_switch.current;  // the jumper made us current
+  auto* self = static_cast<G*>(tls_switch.current);  // the jumper made us current
   greenlet_impl* next = run_greenlet(ts, self, t);
   tool_before_switch(self->tools, next->tools, true);
   if constexpr (slow_on_top) {
@@ -223,6 +226,7 @@ inline void greenlet_entry(fctx::transfer_t t) noexcept {
     fctx::jump_fcontext(next->ctx, self);
   }
   GREENLETS_ASSERT(false, "a finished greenlet was resumed");
+  std::abort();  // never reached; tells the compiler the frame needs no epilogue
 }
 
 // Gives `g` its stack; it runs at the next jump to it.
@@ -240,8 +244,7 @@ inline void start(thread_state& ts, greenlet_impl* g) {
   // with frames at the same offset in a page suffer 4K-aliasing stalls.
   const std::size_t stagger = (ts.stack_color++ % 8) * 64;
   // Last, so that only `g` is needed after the call.
-  g->ctx =
-      fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
+  g->ctx = fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, g->entry);
 }
 
 inline bool is_greenlet_exit(const std::exception_ptr& e, value* as_value) {
@@ -348,23 +351,11 @@ GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace
   jump(ts, t, ev, result);
 }
 
-// The end of a greenlet: hand its result (or exception) to the parent chain and
-// return the greenlet to resume, prepared for the jump.
-inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
-                             std::exception_ptr& failure) {
-  self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
-                                            : std::uint8_t{status_started | status_dead},
-                     std::memory_order_release);
-  self->switch_key.store(inactive_key, std::memory_order_relaxed);
-  ts.unlink_active(self);
-  greenlet_impl* parent = self->parent;
-  if (GREENLETS_LIKELY(!failure &&
-                       parent->status.load(std::memory_order_relaxed) == status_started)) {
-    // The common end: a live parent waits in a switch; hand it the result directly.
-    *parent->inbox = std::move(result);
-    prepare_jump(ts, self, parent, trace_event::switch_to);
-    return parent;
-  }
+// finish() when the greenlet failed or its parent is not waiting in a switch: the
+// payload goes to whoever takes it (resolve_target). Out of line: finish() is part of
+// every greenlet_entry<G>.
+GREENLETS_NOINLINE inline greenlet_impl* finish_slow(thread_state& ts, greenlet_impl* self,
+                                                     value& result, std::exception_ptr& failure) {
   ts.transfer = std::move(result);
   if (failure) {
     set_pending(ts, std::move(failure));
@@ -377,6 +368,26 @@ inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& resul
       (ts.slow & slow_pending_exception) ? trace_event::throw_to : trace_event::switch_to;
   prepare_jump(ts, self, t, ev);
   return t;
+}
+
+// The end of a greenlet: hand its result (or exception) to the parent chain and
+// return the greenlet to resume, prepared for the jump.
+GREENLETS_ALWAYS_INLINE greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                                              std::exception_ptr& failure) {
+  self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
+                                            : std::uint8_t{status_started | status_dead},
+                     std::memory_order_release);
+  self->switch_key.store(inactive_key, std::memory_order_relaxed);
+  ts.unlink_active(self);
+  greenlet_impl* parent = self->parent;
+  if (GREENLETS_LIKELY(!failure &&
+                       parent->status.load(std::memory_order_relaxed) == status_started)) {
+    // The common end: a live parent waits in a switch; hand it the result directly.
+    value_access::replace(*parent->inbox, result);
+    prepare_jump(ts, self, parent, trace_event::switch_to);
+    return parent;
+  }
+  return finish_slow(ts, self, result, failure);
 }
 
 GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result) {
