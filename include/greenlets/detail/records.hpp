@@ -96,7 +96,9 @@ struct greenlet_impl {
   stack_context stack{};
   std::size_t stack_size = default_stack_size;
   stack_allocator allocator;
-  greenlet_impl* active_prev = nullptr;  // this thread's started, unfinished greenlets
+  // This thread's started, unfinished greenlets, newest first (thread_state::active_head):
+  // where this one is linked from (the head or the previous one's active_next), and the next.
+  greenlet_impl** active_pprev = nullptr;
   greenlet_impl* active_next = nullptr;
   // For people and debuggers, never read by a switch: a number unique in its thread
   // (the main greenlet's is 0) and an optional name (options::name, set_name()).
