@@ -441,6 +441,14 @@ inline stack_context pool_allocate(std::size_t size) {
   return pool_allocate_slow(size);
 }
 
+// Makes `sc`, from pool_allocate, the spare if that place is free (and the pool lives);
+// false, having done nothing, if not.
+inline bool pool_deallocate_to_spare(stack_context sc) noexcept {
+  if (tls_spare_stack.sp != nullptr || !stack_pool::live()) return false;
+  tls_spare_stack = sc;
+  return true;
+}
+
 // pool_deallocate() when the spare's place is taken (or the pool is gone).
 GREENLETS_NOINLINE inline void pool_deallocate_slow(stack_context sc) noexcept {
   if (stack_pool* pool = stack_pool::local()) {
@@ -452,11 +460,7 @@ GREENLETS_NOINLINE inline void pool_deallocate_slow(stack_context sc) noexcept {
 
 // Gives a stack from pool_allocate back to this thread's pool.
 inline void pool_deallocate(stack_context sc) noexcept {
-  if (tls_spare_stack.sp == nullptr && stack_pool::live()) {
-    tls_spare_stack = sc;
-    return;
-  }
-  pool_deallocate_slow(sc);
+  if (!pool_deallocate_to_spare(sc)) pool_deallocate_slow(sc);
 }
 
 }  // namespace greenlets::detail

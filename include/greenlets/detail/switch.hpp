@@ -207,6 +207,27 @@ inline fctx::transfer_t land_finished(fctx::transfer_t t) noexcept {
   return {nullptr, tls_switch.current};  // see land_on_top()
 }
 
+// For a finished greenlet about to leave its stack for good: gives the stack back
+// already, if it is a pool's stack and the pool's spare place is free, so that the
+// last jump is a plain one (no function run on top of the target). Nothing can take
+// the spare before that jump: nothing else runs in between. Not under ThreadSanitizer
+// or valgrind, whose stack bookkeeping must be undone once off the stack.
+GREENLETS_ALWAYS_INLINE bool give_back_stack_early(greenlet_impl* self) noexcept {
+#if defined(GREENLETS_TSAN)
+  (void)self;
+  return false;
+#else
+#if defined(GREENLETS_VALGRIND_ACTIVE)
+  if (on_valgrind()) return false;
+#endif
+  if (self->allocator.resource() != nullptr || !pool_deallocate_to_spare(self->stack)) {
+    return false;
+  }
+  self->stack = stack_context();
+  return true;
+#endif
+}
+
 // The bottom frame of every greenlet's stack; `G` is its record's type.
 template <class G>
 void greenlet_entry(fctx::transfer_t t) noexcept {
@@ -216,7 +237,11 @@ void greenlet_entry(fctx::transfer_t t) noexcept {
   tool_before_switch(self->tools, next->tools, true);
   if constexpr (slow_on_top) {
     if (GREENLETS_LIKELY(ts.slow == 0 && !next->fresh)) {
-      fctx::ontop_fcontext(next->ctx, self, &land_finished);
+      if (GREENLETS_LIKELY(give_back_stack_early(self))) {
+        fctx::jump_fcontext(next->ctx, self);
+      } else {
+        fctx::ontop_fcontext(next->ctx, self, &land_finished);
+      }
     } else {
       ts.slow |= slow_finished;  // the greenlet landing next frees this stack
       jump_slow(next, self);
