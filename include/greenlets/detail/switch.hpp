@@ -114,8 +114,13 @@ inline fctx::transfer_t land_on_top(fctx::transfer_t t) {
 
 // The jump when `ts.slow` says the landing has work: on top of a suspended target's
 // stack, or plainly into one never run (its entry checks; ontop_fcontext needs a
-// context that jump_fcontext saved).
-GREENLETS_NOINLINE inline fctx::transfer_t jump_slow(greenlet_impl* to, greenlet_impl* self) {
+// context that jump_fcontext saved). It tells the tools of the switch itself: under
+// ThreadSanitizer a function's entry must be recorded on the fiber its exit will be
+// (the jumper's, when it is resumed here), or the other fiber's shadow call stack
+// runs dry.
+GREENLETS_NOINLINE inline fctx::transfer_t jump_slow(greenlet_impl* to, greenlet_impl* self,
+                                                     bool self_finished) {
+  tool_before_switch(self->tools, to->tools, self_finished);
   if (to->fresh) return fctx::jump_fcontext(to->ctx, self);
   return fctx::ontop_fcontext(to->ctx, self, &land_on_top);
 }
@@ -130,17 +135,17 @@ GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_eve
   greenlet_impl* self = tls_switch.current;
   self->inbox = &result;
   prepare_jump(ts, self, to, ev);
-  tool_before_switch(self->tools, to->tools, false);
   fctx::transfer_t t;
   if constexpr (slow_on_top) {
     if constexpr (known_fast) {
       GREENLETS_ASSERT(ts.slow == 0, "a switch-key match with slow work pending");
     } else if (GREENLETS_UNLIKELY(ts.slow != 0)) {
-      t = jump_slow(to, self);
+      t = jump_slow(to, self, false);
       landed(ts, self, t, result);
       return;
     }
   }
+  tool_before_switch(self->tools, to->tools, false);
   t = fctx::jump_fcontext(to->ctx, self);
   landed(ts, self, t, result);
 }
@@ -234,20 +239,22 @@ void greenlet_entry(fctx::transfer_t t) noexcept {
   thread_state& ts = *tls_state;
   auto* self = static_cast<G*>(tls_switch.current);  // the jumper made us current
   greenlet_impl* next = run_greenlet(ts, self, t);
-  tool_before_switch(self->tools, next->tools, true);
   if constexpr (slow_on_top) {
     if (GREENLETS_LIKELY(ts.slow == 0 && !next->fresh)) {
-      if (GREENLETS_LIKELY(give_back_stack_early(self))) {
+      const bool plain = give_back_stack_early(self);
+      tool_before_switch(self->tools, next->tools, true);
+      if (GREENLETS_LIKELY(plain)) {
         fctx::jump_fcontext(next->ctx, self);
       } else {
         fctx::ontop_fcontext(next->ctx, self, &land_finished);
       }
     } else {
       ts.slow |= slow_finished;  // the greenlet landing next frees this stack
-      jump_slow(next, self);
+      jump_slow(next, self, true);
     }
   } else {
     ts.slow |= slow_finished;
+    tool_before_switch(self->tools, next->tools, true);
     fctx::jump_fcontext(next->ctx, self);
   }
   GREENLETS_ASSERT(false, "a finished greenlet was resumed");
