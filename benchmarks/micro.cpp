@@ -9,6 +9,7 @@
 // repetitions and the ratio to the raw fiber peer. --n is ignored here (Google Benchmark
 // picks the iteration counts).
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -272,6 +273,8 @@ const std::vector<entry>& entries() {
 // Shows Google Benchmark's usual lines and keeps every repetition's ns per operation.
 class collecting_reporter : public benchmark::ConsoleReporter {
  public:
+  explicit collecting_reporter(OutputOptions opts) : ConsoleReporter(opts) {}
+
   std::map<std::string, std::vector<double>> samples;
   std::vector<std::string> order;
 
@@ -309,7 +312,17 @@ int main(int argc, char** argv) {
     for (const entry& e : entries())
       benchmark::RegisterBenchmark(e.name, e.fn)->Unit(benchmark::kNanosecond);
 
-  collecting_reporter reporter;
+  // A reporter passed in is not told of --benchmark_color: colour only on a terminal
+  // (a log or a pipe gets no escape codes), unless the flag says otherwise.
+  bool colour = !opt.json && ::isatty(STDOUT_FILENO) != 0;
+  for (const std::string& a : opt.rest) {
+    if (a.rfind("--benchmark_color=", 0) != 0) continue;
+    const std::string v = a.substr(sizeof "--benchmark_color=" - 1);
+    if (v == "false" || v == "no" || v == "0") colour = false;
+    if (v == "true" || v == "yes" || v == "1") colour = true;
+  }
+  collecting_reporter reporter(colour ? benchmark::ConsoleReporter::OO_Defaults
+                                      : benchmark::ConsoleReporter::OO_Tabular);
   if (opt.json) {
     reporter.SetOutputStream(&std::cerr);
     reporter.SetErrorStream(&std::cerr);
