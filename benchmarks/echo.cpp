@@ -533,10 +533,9 @@ int main(int argc, char** argv) {
   if (opt.reps == 5) opt.reps = 1;  // the shared default is 5; one run each unless asked
   std::vector<int> conn_counts{500, 10000};
   double seconds = 2;
-#ifdef GREENLETS_BENCH_HAVE_URING
-  std::vector<std::string> servers{"greenlets", "epoll", "uring", "threads", "gevent"};
-#else
   std::vector<std::string> servers{"greenlets", "epoll", "threads", "gevent"};
+#ifdef GREENLETS_BENCH_HAVE_URING
+  servers.insert(servers.begin() + 2, "uring");
 #endif
   std::vector<int> server_cpus{0};
   std::vector<int> client_cpus{1};

@@ -23,10 +23,7 @@ echo "### switch_overhead (N = 20,000,000; the tutorial uses 1e8: run the binary
 echo
 if [ -x "$b/micro" ]; then
   echo "### micro (Google Benchmark)"
-  # No colour codes in a log or a pipe: Google Benchmark writes them unless told.
-  color=--benchmark_color=auto
-  [ -t 1 ] || color=--benchmark_color=false
-  "$b/micro" --reps 5 --benchmark_min_time=0.2 "$color" "$@"
+  "$b/micro" --reps 5 --benchmark_min_time=0.2 "$@"  # colour only on a terminal
 else
   echo "### micro skipped: not built (Google Benchmark, libbenchmark-dev, not found)"
 fi

@@ -63,9 +63,9 @@ struct generator_state {
   std::optional<generator_item<T>> item;  // the last yielded item, until taken
   // What send() passes, for the body's yield; null but from send() to that yield.
   sent_type* sent = nullptr;
-  greenlet_impl* consumer = nullptr;  // who resumed the body; set only during a resume
-  greenlet_impl* body_impl = nullptr;     // the body's record, kept alive by `body`
-  std::exception_ptr failure;             // what the body threw
+  greenlet_impl* consumer = nullptr;   // who resumed the body; set only during a resume
+  greenlet_impl* body_impl = nullptr;  // the body's record, kept alive by `body`
+  std::exception_ptr failure;          // what the body threw
   generator_phase phase = generator_phase::fresh;
   // The generator object was destroyed while a resume was in progress: that resume
   // owns this state now, and frees it when the body next yields or finishes.
@@ -587,7 +587,8 @@ class generator {
       throw;
     }
     st->consumer = nullptr;
-    // A yield took `sent`; a body that ended or switched away without one left it.
+    // `sent` needs no clearing here: a yield took it. A body that ended or switched
+    // away without one left it, and resumed() clears it.
     if (GREENLETS_UNLIKELY(st->phase != detail::generator_phase::suspended || st->abandoned)) {
       return resumed(st, op);
     }
