@@ -382,6 +382,9 @@ register_unwinder(None, _unwinder, replace=True)
 def _frame_line(level, frame):
     sal = frame.find_sal()
     name = frame.name() or "??"
+    if name.startswith("greenlets::detail::greenlet_entry<"):
+        # One instance per callable type: its template argument repeats the frame above.
+        name = "greenlets::detail::greenlet_entry"
     where = ""
     if sal.symtab is not None:
         where = " at %s:%d" % (sal.symtab.filename, sal.line)

@@ -81,8 +81,34 @@ GREENLETS_NOINLINE inline void last_ref_dropped(greenlet_impl* g) noexcept {
   drop_foreign(g);
 }
 
-inline void release(greenlet_impl* g) noexcept {
+// A release that found the count at 1, ours. On the owning thread nobody can raise it
+// meanwhile: only that thread takes references from a bare pointer (share_current(),
+// run_info(), a kill at exit), and every other thread copies a handle it holds, which
+// would count. So the last release there needs no atomic read-modify-write, the
+// costliest step of dropping a greenlet. Elsewhere the owner may be taking one now.
+GREENLETS_NOINLINE inline void release_last(greenlet_impl* g) noexcept {
+  thread_state* ts = tls_state;
+  if (GREENLETS_LIKELY(ts != nullptr && g->record == ts->record)) {
+    g->refs.store(0, std::memory_order_relaxed);
+    drop_local(*ts, g);
+    return;
+  }
+  if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) drop_foreign(g);
+}
+
+// release() of a reference seldom the last: a child's on its parent.
+inline void release_parent(greenlet_impl* g) noexcept {
   if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) last_ref_dropped(g);
+}
+
+inline void release(greenlet_impl* g) noexcept {
+  // Acquire: a release by another thread that brought the count to 1 happens before
+  // the greenlet is destroyed here.
+  if (g->refs.load(std::memory_order_acquire) == 1) {
+    release_last(g);
+  } else if (g->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    last_ref_dropped(g);
+  }
 }
 
 inline greenlet_impl::~greenlet_impl() {
@@ -91,7 +117,7 @@ inline greenlet_impl::~greenlet_impl() {
   if (is_main) {
     record->release();
   } else {
-    release(parent);
+    release_parent(parent);
   }
 }
 

@@ -207,7 +207,7 @@ inline void report_overflows_on_this_thread() noexcept {
 
 // Called as each greenlet starts (sanitizers.hpp) until it sets tls_overflow_reporting:
 // sets up the report once this thread has mapped a guarded stack.
-inline void install_overflow_reporting() noexcept {
+GREENLETS_COLD GREENLETS_NOINLINE inline void install_overflow_reporting() noexcept {
 #ifdef GREENLETS_NO_OVERFLOW_HANDLER
   tls_overflow_reporting = true;  // never asked again
 #else

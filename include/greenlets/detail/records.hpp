@@ -28,6 +28,11 @@
 
 namespace greenlets::detail {
 
+// The bottom frame of a greenlet's stack, one per record type (switch.hpp), so that
+// `run` is called and dropped without a virtual call.
+template <class G>
+void greenlet_entry(boost::context::detail::transfer_t t) noexcept;
+
 enum status_bits : std::uint8_t {
   status_started = 1,
   status_dead = 2,
@@ -91,12 +96,15 @@ struct greenlet_impl {
   stack_context stack{};
   std::size_t stack_size = default_stack_size;
   stack_allocator allocator;
-  greenlet_impl* active_prev = nullptr;  // this thread's started, unfinished greenlets
+  // This thread's started, unfinished greenlets, newest first (thread_state::active_head):
+  // where this one is linked from (the head or the previous one's active_next), and the next.
+  greenlet_impl** active_pprev = nullptr;
   greenlet_impl* active_next = nullptr;
   // For people and debuggers, never read by a switch: a number unique in its thread
   // (the main greenlet's is 0) and an optional name (options::name, set_name()).
   std::uint64_t number = 0;
   std::unique_ptr<char[]> name;
+  void (*entry)(boost::context::detail::transfer_t) noexcept = nullptr;  // greenlet_entry<G>
 
   // The record needs no reference of its own: a greenlet holds its parent, and every
   // chain of parents ends at its thread's main greenlet, which holds the record.
@@ -116,7 +124,6 @@ struct greenlet_impl {
     ::operator delete(p, align);  // unsized: clang has no sized deallocation by default
   }
 
-  virtual void invoke(value&& args, value& result) = 0;  // runs `run`; its result goes to `result`
   virtual void drop_run() noexcept = 0;
 
   bool is(std::uint8_t bits) const noexcept {
@@ -138,9 +145,11 @@ struct user_greenlet final : greenlet_impl {
   template <class G>
   user_greenlet(G&& f, thread_record* r, greenlet_impl* p) : greenlet_impl(r, p) {
     ::new (&fn) F(std::forward<G>(f));
+    entry = &greenlet_entry<user_greenlet>;
   }
   ~user_greenlet() override { drop_run(); }
-  void invoke(value&& args, value& result) override { invoke_run(fn, std::move(args), result); }
+  // Runs `run`; its result goes to `result`.
+  void invoke(value&& args, value& result) { invoke_run(fn, std::move(args), result); }
   void drop_run() noexcept override {
     if (has_fn) {
       has_fn = false;
@@ -156,7 +165,6 @@ struct main_greenlet final : greenlet_impl {
     status.store(status_started, std::memory_order_relaxed);
     switch_key.store(r->key(), std::memory_order_relaxed);
   }
-  void invoke(value&&, value&) override {}
   void drop_run() noexcept override {}
 };
 

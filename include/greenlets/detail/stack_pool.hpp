@@ -415,29 +415,52 @@ class stack_pool {
   std::size_t allocations_ = 0;       // from chunks in this window
 };
 
-// A stack from this thread's pool (a fresh one once the thread has destroyed its pool).
-inline stack_context pool_allocate(std::size_t size) {
-  stack_context& spare = tls_spare_stack;
-  if (spare.sp != nullptr && spare.size == round_to_pages(size)) {
-    const stack_context sc = spare;
-    spare = stack_context();
-    return sc;
+// Takes the spare stack.
+inline stack_context take_spare() noexcept {
+  const stack_context sc = tls_spare_stack;
+  tls_spare_stack = stack_context();
+  return sc;
+}
+
+// pool_allocate() for a request not of the spare's exact size (or with no spare): the
+// spare if the request rounds to its size, else the pool, or a fresh stack once the
+// thread has destroyed its pool. Out of line, so that the usual hand-out needs no frame.
+GREENLETS_NOINLINE inline stack_context pool_allocate_slow(std::size_t size) {
+  if (tls_spare_stack.sp != nullptr && tls_spare_stack.size == round_to_pages(size)) {
+    return take_spare();
   }
   if (stack_pool* pool = stack_pool::local()) return pool->allocate(size);
   return map_guarded_stack(size);
 }
 
-// Gives a stack from pool_allocate back to this thread's pool.
-inline void pool_deallocate(stack_context sc) noexcept {
-  if (tls_spare_stack.sp == nullptr && stack_pool::live()) {
-    tls_spare_stack = sc;
-    return;
-  }
+// A stack from this thread's pool (a fresh one once the thread has destroyed its pool).
+inline stack_context pool_allocate(std::size_t size) {
+  // A spare's size is whole pages already: a request of exactly that size (the default
+  // stack size is) needs no rounding, which costs a division.
+  if (tls_spare_stack.sp != nullptr && tls_spare_stack.size == size) return take_spare();
+  return pool_allocate_slow(size);
+}
+
+// Makes `sc`, from pool_allocate, the spare if that place is free (and the pool lives);
+// false, having done nothing, if not.
+inline bool pool_deallocate_to_spare(stack_context sc) noexcept {
+  if (tls_spare_stack.sp != nullptr || !stack_pool::live()) return false;
+  tls_spare_stack = sc;
+  return true;
+}
+
+// pool_deallocate() when the spare's place is taken (or the pool is gone).
+GREENLETS_NOINLINE inline void pool_deallocate_slow(stack_context sc) noexcept {
   if (stack_pool* pool = stack_pool::local()) {
     pool->deallocate(sc);
   } else {
     unmap_guarded_stack(sc);
   }
+}
+
+// Gives a stack from pool_allocate back to this thread's pool.
+inline void pool_deallocate(stack_context sc) noexcept {
+  if (!pool_deallocate_to_spare(sc)) pool_deallocate_slow(sc);
 }
 
 }  // namespace greenlets::detail

@@ -29,10 +29,14 @@
 
 #if defined(__GNUC__) && !defined(__clang__)
 namespace boost::context::detail {
-// Called through the GOT rather than the PLT: one jump less on every switch (GCC's
-// -fno-plt, for this one function).
+// Called through the GOT rather than the PLT: one jump less on every switch, start and
+// finish (GCC's -fno-plt, for these functions).
 extern "C" __attribute__((noplt)) transfer_t BOOST_CONTEXT_CALLDECL
 jump_fcontext(fcontext_t const to, void* vp);
+extern "C" __attribute__((noplt)) fcontext_t BOOST_CONTEXT_CALLDECL
+make_fcontext(void* sp, std::size_t size, void (*fn)(transfer_t));
+extern "C" __attribute__((noplt)) transfer_t BOOST_CONTEXT_CALLDECL
+ontop_fcontext(fcontext_t const to, void* vp, transfer_t (*fn)(transfer_t));
 }  // namespace boost::context::detail
 #endif
 
@@ -110,8 +114,13 @@ inline fctx::transfer_t land_on_top(fctx::transfer_t t) {
 
 // The jump when `ts.slow` says the landing has work: on top of a suspended target's
 // stack, or plainly into one never run (its entry checks; ontop_fcontext needs a
-// context that jump_fcontext saved).
-GREENLETS_NOINLINE inline fctx::transfer_t jump_slow(greenlet_impl* to, greenlet_impl* self) {
+// context that jump_fcontext saved). It tells the tools of the switch itself: under
+// ThreadSanitizer a function's entry must be recorded on the fiber its exit will be
+// (the jumper's, when it is resumed here), or the other fiber's shadow call stack
+// runs dry.
+GREENLETS_NOINLINE inline fctx::transfer_t jump_slow(greenlet_impl* to, greenlet_impl* self,
+                                                     bool self_finished) {
+  tool_before_switch(self->tools, to->tools, self_finished);
   if (to->fresh) return fctx::jump_fcontext(to->ctx, self);
   return fctx::ontop_fcontext(to->ctx, self, &land_on_top);
 }
@@ -126,17 +135,17 @@ GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_eve
   greenlet_impl* self = tls_switch.current;
   self->inbox = &result;
   prepare_jump(ts, self, to, ev);
-  tool_before_switch(self->tools, to->tools, false);
   fctx::transfer_t t;
   if constexpr (slow_on_top) {
     if constexpr (known_fast) {
       GREENLETS_ASSERT(ts.slow == 0, "a switch-key match with slow work pending");
     } else if (GREENLETS_UNLIKELY(ts.slow != 0)) {
-      t = jump_slow(to, self);
+      t = jump_slow(to, self, false);
       landed(ts, self, t, result);
       return;
     }
   }
+  tool_before_switch(self->tools, to->tools, false);
   t = fctx::jump_fcontext(to->ctx, self);
   landed(ts, self, t, result);
 }
@@ -189,15 +198,17 @@ GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* to, value& result) {
   landed(*tls_state, self, t, result);
 }
 
-inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
-                             std::exception_ptr& failure);
+GREENLETS_ALWAYS_INLINE greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                                              std::exception_ptr& failure);
 
 // Runs `self` to its end; returns the greenlet to resume, already prepared.
-inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::transfer_t t) {
+template <class G>
+GREENLETS_ALWAYS_INLINE greenlet_impl* run_greenlet(thread_state& ts, G* self, fctx::transfer_t t) {
   value result;
   std::exception_ptr failure;
   try {
-    value args = std::move(ts.transfer);  // start() made it our inbox
+    value args;
+    value_access::take(args, ts.transfer);  // start() made it our inbox
     self->fresh = false;
     landed<true>(ts, self, t, args);  // raises the throw that an unrun greenlet dies of
     if (!self->is(status_unrun)) self->invoke(std::move(args), result);
@@ -210,19 +221,62 @@ inline greenlet_impl* run_greenlet(thread_state& ts, greenlet_impl* self, fctx::
   return finish(ts, self, result, failure);
 }
 
-// The bottom frame of every greenlet's stack.
-inline void greenlet_entry(fctx::transfer_t t) noexcept {
+// A finished greenlet's last jump when its stack is all the landing has to see to (the
+// usual end): landed_slow()'s first case, without the thread state or the flag word.
+inline fctx::transfer_t land_finished(fctx::transfer_t t) noexcept {
+  auto* from = static_cast<greenlet_impl*>(t.data);
+  from->ctx = nullptr;
+  free_stack(from);
+  return {nullptr, tls_switch.current};  // see land_on_top()
+}
+
+// For a finished greenlet about to leave its stack for good: gives the stack back
+// already, if it is a pool's stack and the pool's spare place is free, so that the
+// last jump is a plain one (no function run on top of the target). Nothing can take
+// the spare before that jump: nothing else runs in between. Not under ThreadSanitizer
+// or valgrind, whose stack bookkeeping must be undone once off the stack.
+GREENLETS_ALWAYS_INLINE bool give_back_stack_early(greenlet_impl* self) noexcept {
+#if defined(GREENLETS_TSAN)
+  (void)self;
+  return false;
+#else
+#if defined(GREENLETS_VALGRIND_ACTIVE)
+  if (on_valgrind()) return false;
+#endif
+  if (self->allocator.resource() != nullptr || !pool_deallocate_to_spare(self->stack)) {
+    return false;
+  }
+  self->stack = stack_context();
+  return true;
+#endif
+}
+
+// The bottom frame of every greenlet's stack; `G` is its record's type.
+template <class G>
+void greenlet_entry(fctx::transfer_t t) noexcept {
   thread_state& ts = *tls_state;
-  greenlet_impl* self = tls_switch.current;  // the jumper made us current
+  auto* self = static_cast<G*>(tls_switch.current);  // the jumper made us current
   greenlet_impl* next = run_greenlet(ts, self, t);
-  ts.slow |= slow_finished;  // the greenlet landing next frees this stack
-  tool_before_switch(self->tools, next->tools, true);
   if constexpr (slow_on_top) {
-    jump_slow(next, self);
+    if (GREENLETS_LIKELY(ts.slow == 0 && !next->fresh)) {
+      const bool plain = give_back_stack_early(self);
+      tool_before_switch(self->tools, next->tools, true);
+      if (GREENLETS_LIKELY(plain)) {
+        fctx::jump_fcontext(next->ctx, self);
+      } else {
+        fctx::ontop_fcontext(next->ctx, self, &land_finished);
+      }
+    } else {
+      ts.slow |= slow_finished;  // the greenlet landing next frees this stack
+      jump_slow(next, self, true);
+    }
   } else {
+    ts.slow |= slow_finished;
+    tool_before_switch(self->tools, next->tools, true);
     fctx::jump_fcontext(next->ctx, self);
   }
   GREENLETS_ASSERT(false, "a finished greenlet was resumed");
+  std::abort();  // never reached; tells the compiler the frame needs no epilogue
 }
 
 // Gives `g` its stack; it runs at the next jump to it.
@@ -232,15 +286,15 @@ inline void start(thread_state& ts, greenlet_impl* g) {
   g->stack = sc;
   tool_stack_allocated(g->tools, sc);
   g->inbox = &ts.transfer;
-  // Staggered tops: stacks are page-aligned, and greenlets switching to each other
-  // with frames at the same offset in a page suffer 4K-aliasing stalls.
-  const std::size_t stagger = (ts.stack_color++ % 8) * 64;
-  g->ctx =
-      fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, &greenlet_entry);
   g->set(status_started);
   g->fresh = true;
   g->switch_key.store(ts.record->key(), std::memory_order_relaxed);
   ts.link_active(g);
+  // Staggered tops: stacks are page-aligned, and greenlets switching to each other
+  // with frames at the same offset in a page suffer 4K-aliasing stalls.
+  const std::size_t stagger = (ts.stack_color++ % 8) * 64;
+  // Last, so that only `g` is needed after the call.
+  g->ctx = fctx::make_fcontext(static_cast<char*>(sc.sp) - stagger, sc.size - stagger, g->entry);
 }
 
 inline bool is_greenlet_exit(const std::exception_ptr& e, value* as_value) {
@@ -347,23 +401,11 @@ GREENLETS_NOINLINE inline void deliver(thread_state& ts, greenlet_impl* t, trace
   jump(ts, t, ev, result);
 }
 
-// The end of a greenlet: hand its result (or exception) to the parent chain and
-// return the greenlet to resume, prepared for the jump.
-inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
-                             std::exception_ptr& failure) {
-  self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
-                                            : std::uint8_t{status_started | status_dead},
-                     std::memory_order_release);
-  self->switch_key.store(inactive_key, std::memory_order_relaxed);
-  ts.unlink_active(self);
-  greenlet_impl* parent = self->parent;
-  if (GREENLETS_LIKELY(!failure &&
-                       parent->status.load(std::memory_order_relaxed) == status_started)) {
-    // The common end: a live parent waits in a switch; hand it the result directly.
-    *parent->inbox = std::move(result);
-    prepare_jump(ts, self, parent, trace_event::switch_to);
-    return parent;
-  }
+// finish() when the greenlet failed or its parent is not waiting in a switch: the
+// payload goes to whoever takes it (resolve_target). Out of line: finish() is part of
+// every greenlet_entry<G>.
+GREENLETS_NOINLINE inline greenlet_impl* finish_slow(thread_state& ts, greenlet_impl* self,
+                                                     value& result, std::exception_ptr& failure) {
   ts.transfer = std::move(result);
   if (failure) {
     set_pending(ts, std::move(failure));
@@ -376,6 +418,26 @@ inline greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& resul
       (ts.slow & slow_pending_exception) ? trace_event::throw_to : trace_event::switch_to;
   prepare_jump(ts, self, t, ev);
   return t;
+}
+
+// The end of a greenlet: hand its result (or exception) to the parent chain and
+// return the greenlet to resume, prepared for the jump.
+GREENLETS_ALWAYS_INLINE greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
+                                              std::exception_ptr& failure) {
+  self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
+                                            : std::uint8_t{status_started | status_dead},
+                     std::memory_order_release);
+  self->switch_key.store(inactive_key, std::memory_order_relaxed);
+  ts.unlink_active(self);
+  greenlet_impl* parent = self->parent;
+  if (GREENLETS_LIKELY(!failure &&
+                       parent->status.load(std::memory_order_relaxed) == status_started)) {
+    // The common end: a live parent waits in a switch; hand it the result directly.
+    value_access::replace(*parent->inbox, result);
+    prepare_jump(ts, self, parent, trace_event::switch_to);
+    return parent;
+  }
+  return finish_slow(ts, self, result, failure);
 }
 
 GREENLETS_COLD inline void landed_slow(thread_state& ts, greenlet_impl* origin, value& result) {

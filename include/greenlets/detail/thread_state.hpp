@@ -65,19 +65,17 @@ struct thread_state {
   thread_state& operator=(const thread_state&) = delete;
 
   void link_active(greenlet_impl* g) noexcept {
-    g->active_prev = nullptr;
+    g->active_pprev = &active_head;
     g->active_next = active_head;
-    if (active_head != nullptr) active_head->active_prev = g;
+    if (active_head != nullptr) active_head->active_pprev = &g->active_next;
     active_head = g;
   }
   void unlink_active(greenlet_impl* g) noexcept {
-    if (g->active_prev != nullptr) {
-      g->active_prev->active_next = g->active_next;
-    } else if (active_head == g) {
-      active_head = g->active_next;
-    }
-    if (g->active_next != nullptr) g->active_next->active_prev = g->active_prev;
-    g->active_prev = g->active_next = nullptr;
+    if (g->active_pprev == nullptr) return;  // unlinked already (a kill that leaked it)
+    *g->active_pprev = g->active_next;
+    if (g->active_next != nullptr) g->active_next->active_pprev = g->active_pprev;
+    g->active_pprev = nullptr;
+    g->active_next = nullptr;
   }
 };
 
