@@ -198,12 +198,13 @@ GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* to, value& result) {
   landed(*tls_state, self, t, result);
 }
 
-GREENLETS_ALWAYS_INLINE greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
-                                              std::exception_ptr& failure);
+GREENLETS_INLINE_WHEN_OPTIMIZED greenlet_impl* finish(thread_state& ts, greenlet_impl* self,
+                                                      value& result, std::exception_ptr& failure);
 
 // Runs `self` to its end; returns the greenlet to resume, already prepared.
 template <class G>
-GREENLETS_ALWAYS_INLINE greenlet_impl* run_greenlet(thread_state& ts, G* self, fctx::transfer_t t) {
+GREENLETS_INLINE_WHEN_OPTIMIZED greenlet_impl* run_greenlet(thread_state& ts, G* self,
+                                                            fctx::transfer_t t) {
   value result;
   std::exception_ptr failure;
   try {
@@ -235,7 +236,7 @@ inline fctx::transfer_t land_finished(fctx::transfer_t t) noexcept {
 // last jump is a plain one (no function run on top of the target). Nothing can take
 // the spare before that jump: nothing else runs in between. Not under ThreadSanitizer
 // or valgrind, whose stack bookkeeping must be undone once off the stack.
-GREENLETS_ALWAYS_INLINE bool give_back_stack_early(greenlet_impl* self) noexcept {
+GREENLETS_INLINE_WHEN_OPTIMIZED bool give_back_stack_early(greenlet_impl* self) noexcept {
 #if defined(GREENLETS_TSAN)
   (void)self;
   return false;
@@ -422,8 +423,8 @@ GREENLETS_NOINLINE inline greenlet_impl* finish_slow(thread_state& ts, greenlet_
 
 // The end of a greenlet: hand its result (or exception) to the parent chain and
 // return the greenlet to resume, prepared for the jump.
-GREENLETS_ALWAYS_INLINE greenlet_impl* finish(thread_state& ts, greenlet_impl* self, value& result,
-                                              std::exception_ptr& failure) {
+GREENLETS_INLINE_WHEN_OPTIMIZED greenlet_impl* finish(thread_state& ts, greenlet_impl* self,
+                                                      value& result, std::exception_ptr& failure) {
   self->status.store(self->is(status_unrun) ? std::uint8_t{status_dead}
                                             : std::uint8_t{status_started | status_dead},
                      std::memory_order_release);
