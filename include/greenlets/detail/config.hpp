@@ -18,7 +18,7 @@
 #if defined(__OPTIMIZE__)
 #define GREENLETS_INLINE_WHEN_OPTIMIZED inline __attribute__((always_inline))
 #else
-#define GREENLETS_INLINE_WHEN_OPTIMIZED inline __attribute__((noinline))
+#define GREENLETS_INLINE_WHEN_OPTIMIZED __attribute__((noinline)) inline
 #endif
 #else
 #define GREENLETS_INLINE_WHEN_OPTIMIZED inline

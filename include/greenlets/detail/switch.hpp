@@ -200,15 +200,10 @@ GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* to, value& result) {
   landed(*tls_state, self, t, result);
 }
 
-GREENLETS_INLINE_WHEN_OPTIMIZED greenlet_impl* finish(thread_state& ts, greenlet_impl* self,
-                                                      value& result, std::exception_ptr& failure);
-
-// Runs `self` to its end; returns the greenlet to resume, already prepared.
+// Runs `self` to its end, leaving its result or its exception in `result` or `failure`.
 template <class G>
-GREENLETS_INLINE_WHEN_OPTIMIZED greenlet_impl* run_greenlet(thread_state& ts, G* self,
-                                                            fctx::transfer_t t) {
-  value result;
-  std::exception_ptr failure;
+GREENLETS_INLINE_WHEN_OPTIMIZED void run_greenlet(thread_state& ts, G* self, fctx::transfer_t t,
+                                                  value& result, std::exception_ptr& failure) {
   try {
     value args;
     value_access::take(args, ts.transfer);  // start() made it our inbox
@@ -221,7 +216,6 @@ GREENLETS_INLINE_WHEN_OPTIMIZED greenlet_impl* run_greenlet(thread_state& ts, G*
     failure = std::current_exception();
   }
   self->drop_run();
-  return finish(ts, self, result, failure);
 }
 
 // A finished greenlet's last jump when its stack is all the landing has to see to (the
@@ -259,7 +253,15 @@ template <class G>
 void greenlet_entry(fctx::transfer_t t) noexcept {
   thread_state& ts = *tls_state;
   auto* self = static_cast<G*>(tls_switch.current);  // the jumper made us current
-  greenlet_impl* next = run_greenlet(ts, self, t);
+  greenlet_impl* next;
+  {
+    value result;
+    std::exception_ptr failure;
+    run_greenlet(ts, self, t, result, failure);
+    // The greenlet to resume, prepared. (finish() is defined below: found when this
+    // template is instantiated, as `self` has a type that depends on G.)
+    next = finish(ts, self, result, failure);
+  }
   if constexpr (slow_on_top) {
     if (GREENLETS_LIKELY(ts.slow == 0 && !next->fresh)) {
       const bool plain = give_back_stack_early(self);
