@@ -134,7 +134,7 @@ class yield_base {
     // The consumer waits inside next()/send() on this thread, so it can be jumped to
     // directly (once kills queued by other threads have run: one may have been it).
     if (GREENLETS_LIKELY(switchable_here(st_->consumer))) {
-      jump_direct(st_->consumer, st_->body_inbox);
+      jump_direct(st_->body_impl, st_->consumer, st_->body_inbox);
     } else {
       thread_state& full = this_thread();
       if (st_->consumer != nullptr) {
@@ -575,12 +575,12 @@ class generator {
                            !detail::switchable_here(st->body_impl))) {
       return resume_slow(op, sent);
     }
-    st->item.reset();
+    drop_item(st);
     st->consumer = detail::tls_switch.current;
     if (sent != nullptr) st->sent = sent;  // next() passes none, and `sent` is null then
     st->phase = detail::generator_phase::running;
     try {
-      detail::jump_direct(st->body_impl, st->consumer_inbox);
+      detail::jump_direct(st->consumer, st->body_impl, st->consumer_inbox);
     } catch (...) {
       // Not from the body (it catches everything): something threw into the consumer.
       interrupted(st, detail::generator_phase::suspended);
@@ -720,15 +720,22 @@ class generator {
 
   GREENLETS_ALWAYS_INLINE static next_type take(state* st) {
     if constexpr (std::is_void_v<T>) {
-      st->item.reset();
+      drop_item(st);
       return true;
     } else {
       // Reads the item alone, as yield wrote it: copying the whole optional would load
       // the item and its flag at once, which stalls behind the two separate stores.
       std::optional<T> out(std::in_place, std::move(*st->item));
-      st->item.reset();
+      drop_item(st);
       return out;
     }
+  }
+
+  // Destroys the item taken or seen (a resume must not keep it while the body runs).
+  // One whose destruction does nothing stays: the next yield overwrites it, and
+  // nothing reads it before (a test and a store less per item).
+  GREENLETS_ALWAYS_INLINE static void drop_item(state* st) noexcept {
+    if constexpr (!std::is_trivially_destructible_v<detail::generator_item<T>>) st->item.reset();
   }
 
   void reset() noexcept {

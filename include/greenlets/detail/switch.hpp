@@ -151,15 +151,20 @@ GREENLETS_ALWAYS_INLINE void jump(thread_state& ts, greenlet_impl* to, trace_eve
 }
 
 // The start of a fast jump: `to` becomes the running greenlet, with its exception
-// globals; the running one keeps its own, and its result will land in `result`.
-// Returns the running greenlet.
-GREENLETS_ALWAYS_INLINE greenlet_impl* hand_over(greenlet_impl* to, value& result) noexcept {
-  greenlet_impl* self = tls_switch.current;
+// globals; the running one, `self`, keeps its own, and its result will land in `result`.
+GREENLETS_ALWAYS_INLINE void hand_over(greenlet_impl* self, greenlet_impl* to,
+                                       value& result) noexcept {
   self->inbox = &result;
   exception_state* globals = tls_switch.eh;
   tls_switch.current = to;
   std::memcpy(&self->eh, globals, sizeof(exception_state));
   std::memcpy(globals, &to->eh, sizeof(exception_state));
+}
+
+// The same from the running greenlet, which it returns.
+GREENLETS_ALWAYS_INLINE greenlet_impl* hand_over(greenlet_impl* to, value& result) noexcept {
+  greenlet_impl* self = tls_switch.current;
+  hand_over(self, to, result);
   return self;
 }
 
@@ -190,11 +195,12 @@ GREENLETS_ALWAYS_INLINE bool jump_fast(greenlet_impl* to, value& result) {
   return true;
 }
 
-// A generator's per-item jump, between its consumer and its body: `to` matched the
-// switch key and is not running (each waits while the other runs). The generator's
-// own tests come before it; here there are none.
-GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* to, value& result) {
-  greenlet_impl* self = hand_over(to, result);
+// A generator's per-item jump, between its consumer and its body: `self` is the
+// running greenlet (the generator's tests said so), `to` matched the switch key and is
+// not running (each waits while the other runs). Here there are no tests.
+GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* self, greenlet_impl* to,
+                                         value& result) {
+  hand_over(self, to, result);
   tool_before_switch(self->tools, to->tools, false);
   fctx::transfer_t t = fctx::jump_fcontext(to->ctx, self);
   landed(*tls_state, self, t, result);
