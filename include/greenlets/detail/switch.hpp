@@ -198,8 +198,7 @@ GREENLETS_ALWAYS_INLINE bool jump_fast(greenlet_impl* to, value& result) {
 // A generator's per-item jump, between its consumer and its body: `self` is the
 // running greenlet (the generator's tests said so), `to` matched the switch key and is
 // not running (each waits while the other runs). Here there are no tests.
-GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* self, greenlet_impl* to,
-                                         value& result) {
+GREENLETS_ALWAYS_INLINE void jump_direct(greenlet_impl* self, greenlet_impl* to, value& result) {
   hand_over(self, to, result);
   tool_before_switch(self->tools, to->tools, false);
   fctx::transfer_t t = fctx::jump_fcontext(to->ctx, self);
