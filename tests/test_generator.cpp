@@ -1201,6 +1201,31 @@ TEST_CASE("a consumer woken inside next() by a switch from outside the generator
   CHECK(g.next() == std::nullopt);
 }
 
+TEST_CASE(
+    "a generator destroyed after its consumer was woken from outside while the body ran "
+    "unwinds the body and frees its state",
+    "[generator][misuse]") {
+  int live = 0;
+  bool unwound = false;
+  greenlets::greenlet consumer = greenlets::current();
+  auto g = std::make_unique<generator<int>>([&](yield<int>& y) {
+    struct on_unwind {
+      bool* flag;
+      ~on_unwind() { *flag = true; }
+    } guard{&unwound};
+    const auto kept = std::make_shared<tracked>(live);  // lives as long as the body
+    y(0);
+    (void)consumer.switch_to();  // not a yield: wakes next() from outside
+    y(1);
+  });
+  CHECK(g->next() == 0);
+  CHECK_THROWS_WITH(g->next(), Catch::Contains("resumed by a switch from outside the generator"));
+  CHECK(live == 1);
+  g.reset();  // no resume waits for the body: it is killed, as a dropped greenlet is
+  CHECK(unwound);
+  CHECK(live == 0);
+}
+
 TEST_CASE("a body woken at its yield by a switch from outside the generator gets an error",
           "[generator][misuse]") {
   int live = 0;

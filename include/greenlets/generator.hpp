@@ -740,9 +740,12 @@ class generator {
 
   void reset() noexcept {
     if (!st_) return;
-    if (GREENLETS_UNLIKELY(st_->phase == detail::generator_phase::running)) {
+    if (GREENLETS_UNLIKELY(st_->phase == detail::generator_phase::running &&
+                           st_->consumer != nullptr)) {
       // A resume is in progress (this is called from the body, or while it is switched
-      // away): that resume takes the state over and frees it (see resumed()).
+      // away): that resume takes the state over and frees it (see resumed()). A body
+      // that runs with no resume waiting (its consumer was woken by a switch from
+      // outside) is dropped below, as any greenlet is: killed, it frees the state.
       st_->abandoned = true;
       (void)st_.release();
       return;
