@@ -134,6 +134,14 @@ constexpr std::size_t lazy_slots = greenlets::detail::stack_pool::max_lazy;
 // and whether guard pages are madvise markers (chosen by the pool at its first stack).
 bool madvise_guards() { return greenlets::detail::guard_pages_use_madvise(); }
 
+// Trims the pool and counts the chunks still mapped: those that stacks in use elsewhere
+// on this thread keep (a hub's, when other tests ran in this process first; none under
+// ctest, which runs each test alone). A test's own stacks must leave exactly these.
+std::size_t trim_and_count_chunks() {
+  greenlets::trim_stack_pool();
+  return pool_chunks();
+}
+
 // Makes the pool guard its stacks by mprotect, as on a kernel without
 // MADV_GUARD_INSTALL: an internal switch, as no public option should force the slow way.
 void force_mprotect_guards() {
@@ -179,7 +187,7 @@ struct scale_result {
   long long rss_after_trim = 0;        // KiB above the start, after trim_stack_pool and malloc_trim
   long long heap_free_after_drop = 0;  // KiB malloc keeps free (not given back) after the drop
   std::size_t pool_after_drop = 0;
-  std::size_t chunks_at_start = 0;  // after the first trim: chunks others' stacks keep
+  std::size_t chunks_at_start = 0;  // see trim_and_count_chunks()
   std::size_t chunks_after_drop = 0;
   std::size_t chunks_held = 0;
   std::size_t mappings_added = 0;
@@ -190,9 +198,8 @@ struct scale_result {
 // of stack, then drops them all (newest first) and trims.
 scale_result hold_and_drop(std::size_t n) {
   scale_result r;
-  greenlets::trim_stack_pool();
+  r.chunks_at_start = trim_and_count_chunks();
   malloc_trim(0);
-  r.chunks_at_start = pool_chunks();
   std::size_t unwound = 0;
   struct count_unwind {
     std::size_t* unwound;
@@ -290,10 +297,7 @@ TEST_CASE("madvise guard pages add no mapping per stack, and the guards still fa
           "[stack][scale]") {
   // 100,000 raw stacks from the default pool, never run.
   constexpr std::size_t n = 100000;
-  greenlets::trim_stack_pool();
-  // What stacks in use elsewhere on this thread keep (a hub's, when other tests ran
-  // in this process first); none under ctest, which runs each test alone.
-  const std::size_t chunks_at_start = pool_chunks();
+  const std::size_t chunks_at_start = trim_and_count_chunks();
   greenlets::stack_resource* pool = greenlets::pooled_stacks().resource();
   std::vector<greenlets::stack_context> stacks;
   stacks.reserve(n);
@@ -329,10 +333,7 @@ TEST_CASE("madvise guard pages add no mapping per stack, and the guards still fa
 
 TEST_CASE("a stack given back to a full pool keeps its guard page when its slot is reused",
           "[stack][scale]") {
-  greenlets::trim_stack_pool();
-  // What stacks in use elsewhere on this thread keep (a hub's, when other tests ran
-  // in this process first); none under ctest, which runs each test alone.
-  const std::size_t chunks_at_start = pool_chunks();
+  const std::size_t chunks_at_start = trim_and_count_chunks();
   greenlets::stack_resource* pool = greenlets::pooled_stacks().resource();
   constexpr std::size_t n = 1000;  // past the cache of 256: slots go back to their chunks
   std::vector<greenlets::stack_context> stacks;
@@ -365,10 +366,7 @@ TEST_CASE(
     "and trimming unmaps them all",
     "[stack][scale]") {
   constexpr std::size_t n = 10000;
-  greenlets::trim_stack_pool();
-  // What stacks in use elsewhere on this thread keep (a hub's, when other tests ran
-  // in this process first); none under ctest, which runs each test alone.
-  const std::size_t chunks_at_start = pool_chunks();
+  const std::size_t chunks_at_start = trim_and_count_chunks();
   greenlets::stack_resource* pool = greenlets::pooled_stacks().resource();
   const std::size_t before = count_mappings();
   std::vector<greenlets::stack_context> stacks;
