@@ -55,6 +55,13 @@ std::string line_of(const std::string& info, std::uint64_t id) {
   return "<no line for #" + std::to_string(id) + ">";
 }
 
+// The milliseconds after "deadline in " in a line of run_info(), or -1 without one.
+double deadline_ms(const std::string& line) {
+  const std::string key = "deadline in ";
+  const std::size_t at = line.find(key);
+  return at == std::string::npos ? -1.0 : std::stod(line.substr(at + key.size()));
+}
+
 std::map<std::uint64_t, greenlet_info> by_id() {
   std::map<std::uint64_t, greenlet_info> all;
   greenlets::for_each_greenlet([&](const greenlet_info& i) { all[i.id] = i; });
@@ -144,9 +151,13 @@ TEST_CASE("run_info shows what each hub task waits on: timer, fd, event, queue, 
   const auto hub_id = greenlets::hub::current().handle().id();
   CHECK_THAT(line_of(info, hub_id), Catch::Contains("\"hub\" hub suspended"));
   const std::string parent = ", parent #" + std::to_string(hub_id);
-  CHECK_THAT(line_of(info, sleeper.handle().id()),
-             Catch::Contains("\"sleeper\" task suspended" + parent) &&
-                 Catch::Contains(": sleep, deadline in 2") && Catch::EndsWith(" ms"));
+  // The time left is at most the wait itself: exactly it when the hub's clock has not
+  // moved on since the wait began.
+  const std::string sleeping = line_of(info, sleeper.handle().id());
+  CHECK_THAT(sleeping, Catch::Contains("\"sleeper\" task suspended" + parent) &&
+                           Catch::Contains(": sleep, deadline in ") && Catch::EndsWith(" ms"));
+  CHECK(deadline_ms(sleeping) > 20000.0);
+  CHECK(deadline_ms(sleeping) <= 30000.0);
   CHECK_THAT(line_of(info, reader.handle().id()),
              Catch::EndsWith(": wait_readable fd " + std::to_string(p.r)));
   CHECK_THAT(line_of(info, waiter.handle().id()),
@@ -156,9 +167,11 @@ TEST_CASE("run_info shows what each hub task waits on: timer, fd, event, queue, 
              Catch::EndsWith(": queue::get on " + greenlets::detail::format_address(&q)));
   CHECK_THAT(line_of(info, joiner.handle().id()),
              Catch::EndsWith(": task::join of greenlet #" + std::to_string(getter.handle().id())));
-  CHECK_THAT(line_of(info, later.handle().id()),
-             Catch::Contains("\"later\" task unstarted" + parent) &&
-                 Catch::Contains(": spawn_later, deadline in 1"));
+  const std::string waiting = line_of(info, later.handle().id());
+  CHECK_THAT(waiting, Catch::Contains("\"later\" task unstarted" + parent) &&
+                          Catch::Contains(": spawn_later, deadline in "));
+  CHECK(deadline_ms(waiting) > 10000.0);
+  CHECK(deadline_ms(waiting) <= 20000.0);
   // The main greenlet runs; its own timeout scope is not a wait.
   CHECK_THAT(line_of(info, 0), Catch::EndsWith("main running"));
 
